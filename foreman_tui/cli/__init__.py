@@ -1,0 +1,127 @@
+"""The ``foreman`` command line. Exit status: 0 ok, 1 internal error, 2 bad input, 3 paused."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import __version__
+from ..engine.project import Project
+from ..engine.reports import plan_report, status_report, validate_report
+from ..map.errors import ConfigError, MapError
+from ..map.load import DEFAULT_MAP_NAME
+from . import render
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_PAUSED = 0, 1, 2, 3
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="foreman",
+        description="Turn an algorithm map into verified code with parallel coding agents.",
+        epilog="Exit status: 0 ok, 1 internal error, 2 bad input (map, foreman.toml or flags), 3 paused.",
+    )
+    parser.add_argument("--version", action="version", version=f"foreman {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "map",
+            nargs="?",
+            default=DEFAULT_MAP_NAME,
+            metavar="MAP",
+            help=f"the map file (default: ./{DEFAULT_MAP_NAME})",
+        )
+        sub.add_argument("--json", action="store_true", help="print JSON (see docs/json-output.md)")
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return sub
+
+    command("validate", "Check a map and summarise it: nodes, regions, checks, owned files, warnings.")
+    plan = command("plan", "Dry run: the batches foreman would run, back edges, file overlaps, per-node detail.")
+    plan.add_argument(
+        "--max-parallel", type=_positive, metavar="N", help="workers at once (default: foreman.toml or 3)"
+    )
+    command("status", "Each node's status, region progress and totals, from the map's state.")
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> int:
+    report = validate_report(Project.load(args.map))
+    _emit(args, report, render.validate)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    report = plan_report(Project.load(args.map), args.max_parallel)
+    _emit(args, report, render.plan)
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    report = status_report(Project.load(args.map))
+    _emit(args, report, render.status)
+    return EXIT_OK
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _validate,
+    "plan": _plan,
+    "status": _status,
+}
+
+
+def _emit(args: argparse.Namespace, report: dict[str, Any], renderer: Callable[[dict[str, Any]], None]) -> None:
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        renderer(report)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return HANDLERS[args.command](args)
+    except (MapError, ConfigError) as exc:
+        if getattr(args, "json", False):
+            payload = {"ok": False, "source": exc.source, "errors": [p.to_json() for p in exc.problems]}
+            json.dump(payload, sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+        render.problems(exc.source, exc.problems, kind="map" if isinstance(exc, MapError) else "config")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`foreman plan | head`): stop quietly, without a second error at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(
+                f"foreman: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return EXIT_FAILURE

@@ -1,0 +1,113 @@
+"""``foreman.toml``: the target project's settings. Every key is optional; flags override the file,
+and ``FOREMAN_<KEY>`` environment variables sit between the two."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .map.errors import ConfigError, Problem, did_you_mean, format_path
+from .map.files import clean_path
+
+CONFIG_NAME = "foreman.toml"
+Preset = Literal["claude", "codex", "aider", "gemini", "command", "scripted"]
+
+
+class AgentSettings(BaseModel):
+    """How to start one kind of agent (the worker or the reviewer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Preset = "claude"
+    """Which agent CLI to drive; ``command`` runs ``argv`` as given."""
+    argv: list[str] | None = None
+    """Command template for ``preset = "command"``, with ``{prompt_file}``, ``{node_id}``… placeholders."""
+    model: str | None = None
+    """Model name passed to the agent CLI, when it takes one."""
+    args: list[str] = Field(default_factory=list)
+    """Extra arguments appended to the preset's command."""
+
+
+class NodeOverride(BaseModel):
+    """Per-node settings under ``[nodes.<id>]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[str] | None = None
+    """The files this node owns, replacing what the map declares or foreman infers."""
+
+
+class Settings(BaseSettings):
+    """Everything ``foreman.toml`` can say."""
+
+    model_config = SettingsConfigDict(env_prefix="FOREMAN_", extra="forbid")
+
+    max_parallel: int = Field(default=3, ge=1, le=64)
+    """Workers running at once."""
+    isolation: Literal["worktree", "shared"] = "worktree"
+    """``worktree``: one git worktree per node; ``shared``: every worker in the main tree."""
+    timeout: float = Field(default=3600, gt=0)
+    """Seconds one worker attempt may run before it is stopped."""
+    worker: AgentSettings = Field(default_factory=AgentSettings)
+    """The agent that implements nodes."""
+    reviewer: AgentSettings = Field(default_factory=AgentSettings)
+    """The agent that reviews a node's code and answers CLEAN or FLAG."""
+    nodes: dict[str, NodeOverride] = Field(default_factory=dict)
+    """Per-node overrides, keyed by node id."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file is read by load_settings and passed as init data, under the environment.
+        return env_settings, init_settings
+
+    def file_overrides(self) -> dict[str, list[str]]:
+        return {node_id: node.files for node_id, node in self.nodes.items() if node.files is not None}
+
+
+def load_settings(project_dir: Path, known_nodes: set[str] | None = None) -> Settings:
+    """Read ``foreman.toml`` from ``project_dir`` (absent file = defaults). Raises :class:`ConfigError`."""
+    path = project_dir / CONFIG_NAME
+    data: dict[str, Any] = {}
+    source = str(path)
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(source, [Problem("(file)", f"not valid TOML: {exc}", "fix the syntax")]) from None
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_problem(err) for err in exc.errors()]) from None
+    problems = []
+    for node_id, node in settings.nodes.items():
+        if known_nodes is not None and node_id not in known_nodes:
+            hint = did_you_mean(node_id, known_nodes)
+            problems.append(Problem(f"nodes.{node_id}", f"unknown node '{node_id}'{hint}", "use an id from the map"))
+        for i, file in enumerate(node.files or []):
+            try:
+                clean_path(file)
+            except ValueError as exc:
+                problems.append(Problem(f"nodes.{node_id}.files[{i}]", str(exc), "use a path inside the project"))
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
+
+
+def _problem(err: Any) -> Problem:
+    loc = list(err["loc"])
+    path = format_path(loc)
+    if err["type"] == "extra_forbidden":
+        known = Settings.model_fields if len(loc) == 1 else AgentSettings.model_fields
+        return Problem(path, f"unknown setting{did_you_mean(str(loc[-1]), known)}", "remove or rename it")
+    return Problem(path, err.get("msg", "invalid value"), "see docs/configuration.md")

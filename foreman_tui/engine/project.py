@@ -1,0 +1,110 @@
+"""A target project as foreman sees it: the map, ``foreman.toml``, the flowchart analysis and each
+process node's owned files. The one entry point the CLI, the supervisor and the TUI load through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Settings, load_settings
+from ..map.errors import Problem
+from ..map.files import OwnedFiles, infer_owned_files
+from ..map.load import DEFAULT_MAP_NAME, MapDocument, load_map
+from ..map.model import VerifyItem
+from .graph import FlowGraph, build_graph
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRef:
+    """One verify item located in the map: a node's (``owner`` = node id) or a region's (``region:<key>``)."""
+
+    owner: str
+    phase: str
+    index: int
+    item: VerifyItem
+    level: str
+
+    @property
+    def runnable(self) -> bool:
+        return bool(self.item.cmd)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "owner": self.owner,
+            "phase": self.phase,
+            "index": self.index,
+            "level": self.level,
+            "desc": self.item.desc,
+            "cmd": self.item.cmd,
+            "dispute": self.item.dispute,
+        }
+
+
+@dataclass(slots=True)
+class Project:
+    doc: MapDocument
+    settings: Settings
+    graph: FlowGraph
+    owned: dict[str, OwnedFiles]
+    warnings: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, map_path: str | Path | None = None) -> Project:
+        """Load and validate everything; raises ``MapError``/``ConfigError`` on bad input."""
+        doc = load_map(Path(map_path) if map_path else Path(DEFAULT_MAP_NAME))
+        settings = load_settings(doc.project_dir, known_nodes={n.id for n in doc.model.graph.nodes})
+        graph = build_graph(doc.model)
+        overrides = settings.file_overrides()
+        owned = {n: infer_owned_files(doc.content(n), overrides.get(n)) for n in graph.process_order}
+        return cls(doc, settings, graph, owned, [*doc.warnings, *graph.warnings])
+
+    @property
+    def files(self) -> dict[str, tuple[str, ...]]:
+        return {n: o.files for n, o in self.owned.items()}
+
+    def status_of(self, node_id: str) -> str:
+        state = self.doc.model.state
+        entry = state.nodes.get(node_id) if state else None
+        return entry.status if entry else "not_started"
+
+    def verified(self) -> set[str]:
+        return {n for n in self.graph.node_ids if self.status_of(n) == "verified"}
+
+    def node_checks(self, node_id: str) -> list[CheckRef]:
+        """A node's own checks. Items without a level count as L1 (node level)."""
+        content = self.doc.content(node_id)
+        if content is None or content.verify is None:
+            return []
+        return [CheckRef(node_id, phase, i, item, item.level or "L1") for phase, i, item in content.verify.items()]
+
+    def region_own_checks(self, region_index: int) -> list[CheckRef]:
+        info = self.graph.regions[region_index]
+        verify = self.doc.model.graph.regions[region_index].verify
+        if verify is None:
+            return []
+        return [CheckRef(f"region:{info.key}", phase, i, item, item.level or "L2") for phase, i, item in verify.items()]
+
+    def region_checks(self, region_index: int) -> list[CheckRef]:
+        """What runs when a region completes: the region's own ``verify`` items (all but L3; items without
+        a level count as L2) and the L2 items of its process nodes."""
+        info = self.graph.regions[region_index]
+        if not info.process_nodes:
+            return []
+        own = [c for c in self.region_own_checks(region_index) if c.level != "L3"]
+        return own + [c for n in info.process_nodes for c in self.node_checks(n) if c.level == "L2"]
+
+    def end_checks(self) -> list[CheckRef]:
+        """L3: every L3 item of nodes and regions, plus the region-level items no region will run."""
+        checks = [c for n in self.graph.order for c in self.node_checks(n) if c.level == "L3"]
+        for info in self.graph.regions:
+            own = self.region_own_checks(info.index)
+            checks += [c for c in own if c.level == "L3" or not info.process_nodes]
+        in_complete_region = {n for r in self.graph.regions if r.process_nodes for n in r.process_nodes}
+        checks += [
+            c
+            for n in self.graph.process_order
+            if n not in in_complete_region
+            for c in self.node_checks(n)
+            if c.level == "L2"
+        ]
+        return checks

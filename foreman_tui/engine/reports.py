@@ -1,0 +1,160 @@
+"""The data behind ``foreman validate``, ``plan`` and ``status``, as JSON-ready dicts.
+
+The CLI prints these either as JSON (``--json``; documented in docs/json-output.md) or rendered for a
+person, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..map.model import LEVELS, NODE_TYPES
+from .project import CheckRef, Project
+from .scheduler import DEFAULT_MAX_PARALLEL, simulate, waiting_on
+
+CHECKPOINT_DIR = "_checkpoints"
+
+
+def checkpoint_path(node_id: str) -> str:
+    return f"{CHECKPOINT_DIR}/{node_id}.json"
+
+
+def _files_json(project: Project, node_id: str) -> dict[str, Any]:
+    owned = project.owned[node_id]
+    return {"files": list(owned.files), "source": owned.source, "detail": owned.detail}
+
+
+def _check_counts(checks: list[CheckRef]) -> dict[str, dict[str, int]]:
+    counts = {level: {"with_cmd": 0, "without_cmd": 0} for level in LEVELS}
+    for check in checks:
+        counts[check.level]["with_cmd" if check.runnable else "without_cmd"] += 1
+    return counts
+
+
+def validate_report(project: Project) -> dict[str, Any]:
+    graph = project.graph
+    by_type = Counter(graph.types.values())
+    all_checks = [c for n in graph.node_ids for c in project.node_checks(n)]
+    all_checks += [c for r in graph.regions for c in project.region_own_checks(r.index)]
+    return {
+        "ok": True,
+        "map": project.doc.source,
+        "title": project.doc.model.meta.title,
+        "nodes": {t: by_type.get(t, 0) for t in NODE_TYPES},
+        "edges": len(project.doc.model.graph.edges),
+        "back_edges": [_back_edge_json(e) for e in graph.back_edges],
+        "regions": [
+            {"key": r.key, "label": r.label, "nodes": len(r.nodes), "process_nodes": len(r.process_nodes)}
+            for r in graph.regions
+        ],
+        "checks": _check_counts(all_checks),
+        "files": {n: _files_json(project, n) for n in graph.process_order},
+        "warnings": [w.to_json() for w in project.warnings],
+    }
+
+
+def _back_edge_json(edge: Any) -> dict[str, Any]:
+    return {"from": edge.source, "to": edge.target, "label": edge.label, "edge_index": edge.index}
+
+
+def plan_report(project: Project, max_parallel: int | None = None) -> dict[str, Any]:
+    graph = project.graph
+    parallel = max_parallel or project.settings.max_parallel or DEFAULT_MAX_PARALLEL
+    verified = project.verified()
+    batches = simulate(graph, project.files, verified, parallel)
+    overlaps: dict[tuple[str, str], list[str]] = {}
+    holders: dict[str, list[str]] = {}
+    for node in graph.process_order:
+        for path in project.owned[node].files:
+            for other in holders.get(path, ()):
+                overlaps.setdefault((other, node), []).append(path)
+            holders.setdefault(path, []).append(node)
+    nodes = {}
+    for node in graph.process_order:
+        upstream = list(graph.upstream[node])
+        nodes[node] = {
+            "label": graph.labels[node],
+            "status": project.status_of(node),
+            **_files_json(project, node),
+            "upstream": upstream,
+            "upstream_checkpoints": [checkpoint_path(u) for u in upstream],
+            "checks": [c.to_json() for c in project.node_checks(node)],
+        }
+    return {
+        "map": project.doc.source,
+        "max_parallel": parallel,
+        "already_verified": sorted(n for n in verified if graph.types[n] == "process"),
+        "order": graph.process_order,
+        "back_edges": [_back_edge_json(e) for e in graph.back_edges],
+        "batches": [
+            {"index": i, "nodes": b.start, "waits": [w.to_json() for w in b.waits]}
+            for i, b in enumerate(batches, start=1)
+        ],
+        "overlaps": [{"nodes": list(pair), "files": files} for pair, files in overlaps.items()],
+        "nodes": nodes,
+        "regions": [
+            {
+                "key": r.key,
+                "label": r.label,
+                "process_nodes": list(r.process_nodes),
+                "checks": [c.to_json() for c in project.region_checks(r.index)],
+            }
+            for r in graph.regions
+        ],
+        "end_checks": [c.to_json() for c in project.end_checks()],
+        "benchmark": _benchmark(project),
+        "warnings": [w.to_json() for w in project.warnings],
+    }
+
+
+def _benchmark(project: Project) -> dict[str, Any] | None:
+    meta = project.doc.raw.get("meta", {})
+    return meta.get("benchmark")
+
+
+def status_report(project: Project) -> dict[str, Any]:
+    graph = project.graph
+    verified = project.verified()
+    nodes = []
+    for node in graph.order:
+        entry: dict[str, Any] = {
+            "id": node,
+            "label": graph.labels[node],
+            "type": graph.types[node],
+            "status": project.status_of(node),
+        }
+        if graph.types[node] == "process":
+            entry["waiting_on"] = waiting_on(graph, node, verified) if node not in verified else []
+            entry["regions"] = [r.key for r in graph.regions_of(node)]
+        elif graph.types[node] == "decision":
+            entry["feeders_verified"] = graph.decision_verified(node, verified)
+        nodes.append(entry)
+    process = graph.process_order
+    regions = []
+    for r in graph.regions:
+        done = sum(n in verified for n in r.process_nodes)
+        regions.append(
+            {
+                "key": r.key,
+                "label": r.label,
+                "verified": done,
+                "total": len(r.process_nodes),
+                "complete": graph.region_complete(r, verified),
+                "line": f'Region "{r.label}": {done}/{len(r.process_nodes)} verified',
+            }
+        )
+    counts = Counter(project.status_of(n) for n in process)
+    done = counts.get("verified", 0)
+    return {
+        "map": project.doc.source,
+        "title": project.doc.model.meta.title,
+        "nodes": nodes,
+        "regions": regions,
+        "totals": {
+            "process_nodes": len(process),
+            "verified": done,
+            "by_status": dict(counts),
+            "complete": bool(process) and done == len(process),
+        },
+    }

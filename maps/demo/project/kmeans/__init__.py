@@ -1,0 +1,1 @@
+"""k-means clustering, built node by node from the demo algorithm map."""
