@@ -19,9 +19,8 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import JsonPath, MapError, Problem, did_you_mean, format_path
 from .files import explicit_files_problems
-from .model import LEVELS, NODE_TYPES, SCHEMA_VERSION, STATUSES, AlgorithmMap, NodeContent
+from .model import LEVELS, NODE_ID_PATTERN, NODE_TYPES, SCHEMA_VERSION, STATUSES, AlgorithmMap, NodeContent
 
-_ID_RE = re.compile(r"^[a-z0-9_]+$")
 DEFAULT_MAP_NAME = "algorithm-map.json"
 
 
@@ -174,6 +173,9 @@ def _from_pydantic(err: Any) -> Problem:
         listed = ", ".join(choices) if choices else err.get("ctx", {}).get("expected", "")
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
         return Problem(path, f"{json.dumps(value, ensure_ascii=False)} is not allowed{hint}", f"use one of: {listed}")
+    if kind == "string_pattern_mismatch" and isinstance(value, str):
+        suggestion = re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_") or "node_1"
+        return Problem(path, f"'{value}' must match {NODE_ID_PATTERN}", f"rename it, e.g. '{suggestion}'")
     if kind in _EXPECTED:
         return Problem(path, f"expected {_EXPECTED[kind]}, got {_kind(value)}", f"make it {_EXPECTED[kind]}")
     return Problem(path, err.get("msg", "invalid value"), "")
@@ -193,9 +195,6 @@ def _check_structure(model: AlgorithmMap) -> tuple[list[Problem], list[Problem]]
     ids: dict[str, int] = {}
     for i, node in enumerate(model.graph.nodes):
         where = f"graph.nodes[{i}].id"
-        if not _ID_RE.match(node.id):
-            suggestion = re.sub(r"[^a-z0-9_]+", "_", node.id.lower()).strip("_") or "node_1"
-            problems.append(Problem(where, f"'{node.id}' must match ^[a-z0-9_]+$", f"rename it, e.g. '{suggestion}'"))
         if node.id in ids:
             problems.append(
                 Problem(where, f"duplicate node id '{node.id}' (first at graph.nodes[{ids[node.id]}])", "rename one")

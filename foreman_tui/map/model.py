@@ -59,7 +59,7 @@ class Meta(_Part):
 
 
 class Node(_Part):
-    id: str
+    id: str = Field(pattern=NODE_ID_PATTERN)
     label: str
     type: NodeType
     sub: str | None = None

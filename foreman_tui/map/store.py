@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import MapError, Problem
+from .errors import MapError, Problem, format_path
 from .model import PHASES, STATUSES, NodeState
 
 FOREMAN_DIR = ".foreman"
@@ -183,4 +183,6 @@ def _check_entry(node_id: str, entry: Mapping[str, Any]) -> None:
     try:
         NodeState.model_validate(dict(entry))
     except ValidationError as exc:
-        raise ValueError(f"state.nodes.{node_id}: {exc.errors()[0]['msg']}") from None
+        first = exc.errors()[0]
+        where = format_path(["state", "nodes", node_id, *first["loc"]])
+        raise ValueError(f"{where}: {first['msg']}") from None

@@ -1,0 +1,72 @@
+"""Shared fixtures: the reference maps from ../shared/reference, the bundled demo, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_REFERENCE = REPO.parent / "shared" / "reference"
+BPC_MAP = SHARED_REFERENCE / "bpc-phase1.json"
+DEMO_DIR = REPO / "maps" / "demo"
+DEMO_MAP = DEMO_DIR / "algorithm-map.json"
+
+
+@pytest.fixture
+def bpc_copy(tmp_path: Path) -> Path:
+    """A private copy of the real BPC map (tests never write to ../shared)."""
+    target = tmp_path / "algorithm-map.json"
+    target.write_bytes(BPC_MAP.read_bytes())
+    return target
+
+
+def write_map(folder: Path, doc: Any, name: str = "algorithm-map.json") -> Path:
+    path = folder / name
+    text = doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False, indent=2)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def minimal_map(**graph: Any) -> dict[str, Any]:
+    """A small valid map: start → a → b → end, with contents for a and b."""
+    nodes = graph.get("nodes") or [
+        {"id": "start", "label": "Start", "type": "terminal"},
+        {"id": "a", "label": "A", "type": "process"},
+        {"id": "b", "label": "B", "type": "process"},
+        {"id": "end", "label": "End", "type": "terminal"},
+    ]
+    edges = graph.get("edges") or [
+        {"from": "start", "to": "a"},
+        {"from": "a", "to": "b"},
+        {"from": "b", "to": "end"},
+    ]
+    contents = graph["contents"] if "contents" in graph else {
+        "a": {"title": "A", "overview": "does a", "code": {"files": ["src/a.py"]}},
+        "b": {"title": "B", "overview": "does b", "code": {"files": ["src/b.py"]}},
+    }
+    doc: dict[str, Any] = {"version": "0.1.0", "meta": {"title": "T"}, "graph": {"nodes": nodes, "edges": edges}}
+    if "regions" in graph:
+        doc["graph"]["regions"] = graph["regions"]
+    doc["contents"] = contents
+    return doc
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``foreman`` entry point in a subprocess (no terminal: output is plain)."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.pop("FOREMAN_MAX_PARALLEL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "foreman_tui", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
