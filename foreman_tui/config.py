@@ -20,7 +20,7 @@ Preset = Literal["claude", "codex", "aider", "gemini", "command", "scripted"]
 class AgentSettings(BaseModel):
     """How to start one kind of agent (the worker or the reviewer)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     preset: Preset = "claude"
     """Which agent CLI to drive; ``command`` runs ``argv`` as given."""
@@ -35,7 +35,7 @@ class AgentSettings(BaseModel):
 class NodeOverride(BaseModel):
     """Per-node settings under ``[nodes.<id>]``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     files: list[str] | None = None
     """The files this node owns, replacing what the map declares or foreman infers."""
@@ -44,7 +44,7 @@ class NodeOverride(BaseModel):
 class Settings(BaseSettings):
     """Everything ``foreman.toml`` can say."""
 
-    model_config = SettingsConfigDict(env_prefix="FOREMAN_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="FOREMAN_", extra="forbid", use_attribute_docstrings=True)
 
     max_parallel: int = Field(default=3, ge=1, le=64)
     """Workers running at once."""
@@ -80,6 +80,8 @@ def load_settings(project_dir: Path, known_nodes: set[str] | None = None) -> Set
     path = project_dir / CONFIG_NAME
     data: dict[str, Any] = {}
     source = str(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(source, [Problem("(file)", "is not a file", "remove it or make it a TOML file")])
     if path.is_file():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -108,6 +110,7 @@ def _problem(err: Any) -> Problem:
     loc = list(err["loc"])
     path = format_path(loc)
     if err["type"] == "extra_forbidden":
-        known = Settings.model_fields if len(loc) == 1 else AgentSettings.model_fields
+        section = {"worker": AgentSettings, "reviewer": AgentSettings, "nodes": NodeOverride}
+        known = section.get(str(loc[0]), Settings).model_fields if len(loc) > 1 else Settings.model_fields
         return Problem(path, f"unknown setting{did_you_mean(str(loc[-1]), known)}", "remove or rename it")
     return Problem(path, err.get("msg", "invalid value"), "see docs/configuration.md")

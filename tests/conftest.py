@@ -46,10 +46,11 @@ def minimal_map(**graph: Any) -> dict[str, Any]:
         {"from": "a", "to": "b"},
         {"from": "b", "to": "end"},
     ]
-    contents = graph["contents"] if "contents" in graph else {
+    default_contents = {
         "a": {"title": "A", "overview": "does a", "code": {"files": ["src/a.py"]}},
         "b": {"title": "B", "overview": "does b", "code": {"files": ["src/b.py"]}},
     }
+    contents = graph.get("contents", default_contents)
     doc: dict[str, Any] = {"version": "0.1.0", "meta": {"title": "T"}, "graph": {"nodes": nodes, "edges": edges}}
     if "regions" in graph:
         doc["graph"]["regions"] = graph["regions"]

@@ -13,7 +13,9 @@ from .conftest import BPC_MAP, DEMO_MAP, minimal_map
 def test_bpc_back_edges_are_the_two_loop_closers() -> None:
     graph = build_graph(load_map(BPC_MAP).model)
     assert {(e.source, e.target) for e in graph.back_edges} == {
-        ("05_column_check", "02_solve_rmp"), ("08_branch", "02_solve_rmp")}
+        ("05_column_check", "02_solve_rmp"),
+        ("08_branch", "02_solve_rmp"),
+    }
     assert graph.warnings == []
 
 
@@ -34,8 +36,12 @@ def test_decision_feeders_see_through_other_decisions() -> None:
 
 def test_decision_counts_back_edge_feeders_too() -> None:
     doc = minimal_map(
-        nodes=[{"id": "s", "label": "S", "type": "terminal"}, {"id": "d", "label": "D?", "type": "decision"},
-               {"id": "a", "label": "A", "type": "process"}, {"id": "b", "label": "B", "type": "process"}],
+        nodes=[
+            {"id": "s", "label": "S", "type": "terminal"},
+            {"id": "d", "label": "D?", "type": "decision"},
+            {"id": "a", "label": "A", "type": "process"},
+            {"id": "b", "label": "B", "type": "process"},
+        ],
         edges=[{"from": "s", "to": "d"}, {"from": "d", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "d"}],
     )
     graph = build_graph(parse_map(json.dumps(doc)).model)
@@ -54,8 +60,14 @@ def test_regions_count_process_nodes_only() -> None:
 
 
 def test_a_map_where_every_node_is_on_a_cycle_still_gets_an_order() -> None:
-    doc = minimal_map(edges=[{"from": "start", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "end"},
-                             {"from": "end", "to": "start"}])
+    doc = minimal_map(
+        edges=[
+            {"from": "start", "to": "a"},
+            {"from": "a", "to": "b"},
+            {"from": "b", "to": "end"},
+            {"from": "end", "to": "start"},
+        ]
+    )
     graph = build_graph(parse_map(json.dumps(doc)).model)
     assert graph.order == ["start", "a", "b", "end"]
     assert [(e.source, e.target) for e in graph.back_edges] == [("end", "start")]
@@ -64,8 +76,7 @@ def test_a_map_where_every_node_is_on_a_cycle_still_gets_an_order() -> None:
 
 def test_unreachable_cycle_is_ordered_with_a_warning() -> None:
     nodes = [{"id": i, "label": i, "type": "process"} for i in ("a", "x", "y")]
-    doc = minimal_map(nodes=nodes, edges=[{"from": "x", "to": "y"}, {"from": "y", "to": "x"}],
-                      contents={})
+    doc = minimal_map(nodes=nodes, edges=[{"from": "x", "to": "y"}, {"from": "y", "to": "x"}], contents={})
     graph = build_graph(parse_map(json.dumps(doc)).model)
     assert set(graph.order) == {"a", "x", "y"}
     assert len(graph.back_edges) == 1
@@ -79,4 +90,6 @@ def test_demo_graph() -> None:
     assert graph.upstream["03_seed_centroids"] == ("01_load_points", "02_vector_math")
     assert graph.dependants("05_update") == ["07_inertia", "08_summarize", "09_cli"]
     assert [r.process_nodes for r in graph.regions] == [
-        ("01_load_points", "02_vector_math", "03_seed_centroids"), ("04_assign", "05_update")]
+        ("01_load_points", "02_vector_math", "03_seed_centroids"),
+        ("04_assign", "05_update"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -16,12 +17,51 @@ from foreman_tui.map.load import parse_map
 
 from .conftest import minimal_map
 
-KEYS = ["version", "meta", "graph", "contents", "state", "nodes", "edges", "regions", "id", "label", "type",
-        "from", "to", "title", "overview", "verify", "core", "pre", "post", "level", "cmd", "desc", "status",
-        "code", "files", "implementation", "how", "verify_results", "benchmark", "a", "b", "start", "process"]
+KEYS = [
+    "version",
+    "meta",
+    "graph",
+    "contents",
+    "state",
+    "nodes",
+    "edges",
+    "regions",
+    "id",
+    "label",
+    "type",
+    "from",
+    "to",
+    "title",
+    "overview",
+    "verify",
+    "core",
+    "pre",
+    "post",
+    "level",
+    "cmd",
+    "desc",
+    "status",
+    "code",
+    "files",
+    "implementation",
+    "how",
+    "verify_results",
+    "benchmark",
+    "a",
+    "b",
+    "start",
+    "process",
+]
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                    st.text(max_size=8), st.sampled_from(KEYS), st.sampled_from(["L1", "L4", "process", "../x.py"]))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.sampled_from(KEYS),
+    st.sampled_from(["L1", "L4", "process", "../x.py"]),
+)
 json_values = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
@@ -52,9 +92,21 @@ def test_arbitrary_json_never_raises_anything_but_map_error(doc: Any) -> None:
 def mutated_maps(draw: st.DrawFn) -> Any:
     """A valid map with one random part replaced by arbitrary JSON: exercises the deeper checks."""
     doc = minimal_map()
-    paths = [["version"], ["meta"], ["graph", "nodes"], ["graph", "edges"], ["graph", "nodes", 1],
-             ["graph", "edges", 0], ["contents", "a"], ["contents", "a", "verify"], ["contents", "b", "code"],
-             ["graph", "regions"], ["state"], ["graph", "nodes", 1, "type"], ["contents", "a", "implementation"]]
+    paths = [
+        ["version"],
+        ["meta"],
+        ["graph", "nodes"],
+        ["graph", "edges"],
+        ["graph", "nodes", 1],
+        ["graph", "edges", 0],
+        ["contents", "a"],
+        ["contents", "a", "verify"],
+        ["contents", "b", "code"],
+        ["graph", "regions"],
+        ["state"],
+        ["graph", "nodes", 1, "type"],
+        ["contents", "a", "implementation"],
+    ]
     path = draw(st.sampled_from(paths))
     target = doc
     for part in path[:-1]:
@@ -72,7 +124,5 @@ def test_a_valid_map_with_one_part_garbled_never_crashes(doc: Any) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_crash(data: bytes) -> None:
-    try:
+    with contextlib.suppress(MapError):
         parse_map(data)
-    except MapError:
-        pass

@@ -18,7 +18,10 @@ def test_bpc_map_loads_with_its_chinese_text_and_extra_fields() -> None:
     assert model.meta.title == "BPC 算法地图"
     assert model.meta.benchmark is not None and model.meta.benchmark.known_optimal == 290
     assert [n.id for n in model.graph.nodes if n.type == "decision"] == [
-        "05_column_check", "06_integrality_check", "07_bound_check"]
+        "05_column_check",
+        "06_integrality_check",
+        "07_bound_check",
+    ]
     cg = model.graph.regions[0]
     assert cg.id == "cg_loop" and cg.semantic and cg.verify is not None
     assert cg.verify.core[0].level == "L2"

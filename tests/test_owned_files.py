@@ -53,8 +53,12 @@ def test_files_named_by_check_commands_are_the_last_resort() -> None:
     owned = infer_owned_files(
         content(
             implementation="No paths here.",
-            verify={"core": [{"desc": "d", "level": "L1", "cmd": "pytest tests/test_x.py::test_one -q"},
-                             {"desc": "e", "level": "L1", "cmd": "python -m pytest tests/test_y.py"}]},
+            verify={
+                "core": [
+                    {"desc": "d", "level": "L1", "cmd": "pytest tests/test_x.py::test_one -q"},
+                    {"desc": "e", "level": "L1", "cmd": "python -m pytest tests/test_y.py"},
+                ]
+            },
         )
     )
     assert owned.files == ("tests/test_x.py", "tests/test_y.py")
@@ -77,8 +81,16 @@ def test_unsafe_inferred_paths_are_ignored() -> None:
 
 @pytest.mark.parametrize(
     ("path", "reason"),
-    [("/etc/x.py", "absolute"), ("C:/x/y.py", "absolute"), ("~/x.py", "absolute"), ("../x.py", "leaves"),
-     ("a/../../x.py", "leaves"), ("..", "leaves"), (".", "project itself"), ("  ", "empty")],
+    [
+        ("/etc/x.py", "absolute"),
+        ("C:/x/y.py", "absolute"),
+        ("~/x.py", "absolute"),
+        ("../x.py", "leaves"),
+        ("a/../../x.py", "leaves"),
+        ("..", "leaves"),
+        (".", "project itself"),
+        ("  ", "empty"),
+    ],
 )
 def test_clean_path_refuses(path: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):

@@ -11,7 +11,5 @@ def inertia(points, centroids, labels):
 def summarize(centroids, labels):
     """Clusters ordered by centroid (x, then y): each with its rounded centroid and size."""
     sizes = [labels.count(c) for c in range(len(centroids))]
-    clusters = [
-        {"centroid": [round(x, 6), round(y, 6)], "size": size} for (x, y), size in zip(centroids, sizes)
-    ]
+    clusters = [{"centroid": [round(x, 6), round(y, 6)], "size": size} for (x, y), size in zip(centroids, sizes)]
     return sorted(clusters, key=lambda c: tuple(c["centroid"]))

@@ -1,0 +1,80 @@
+"""foreman.toml: overrides, defaults, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from foreman_tui.config import AgentSettings, NodeOverride, Settings, load_settings
+from foreman_tui.map.errors import ConfigError
+
+from .conftest import DEMO_MAP, run_cli
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "algorithm-map.json"
+    shutil.copy(DEMO_MAP, target)
+    return target
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    assert (settings.max_parallel, settings.isolation, settings.timeout) == (3, "worktree", 3600)
+    assert settings.worker.preset == "claude"
+
+
+def test_node_file_override_shows_in_plan(demo_copy: Path) -> None:
+    (demo_copy.parent / "foreman.toml").write_text(
+        'max_parallel = 2\n[nodes.04_assign]\nfiles = ["kmeans/assign.py", "kmeans/vector.py"]\n'
+    )
+    plan = json.loads(run_cli("plan", str(demo_copy), "--json").stdout)
+    assert plan["max_parallel"] == 2
+    assert plan["nodes"]["04_assign"]["files"] == ["kmeans/assign.py", "kmeans/vector.py"]
+    assert plan["nodes"]["04_assign"]["source"] == "foreman.toml"
+    assert run_cli("plan", str(demo_copy), "--max-parallel", "1", "--json").stdout.count('"max_parallel": 1') == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("max_parallel = ", "not valid TOML"),
+        ("max_paralel = 2", "max_paralel: unknown setting — did you mean 'max_parallel'?"),
+        ("max_parallel = 0", "max_parallel"),
+        ('isolation = "docker"', "isolation"),
+        ('[nodes.04_asign]\nfiles = ["a.py"]', "nodes.04_asign: unknown node '04_asign' — did you mean '04_assign'?"),
+        ('[nodes.04_assign]\nfiles = ["../x.py"]', "nodes.04_assign.files[0]: '../x.py' leaves the project"),
+        ('[worker]\npreset = "claude"\nmodle = "x"', "worker.modle: unknown setting — did you mean 'model'?"),
+        ('[nodes.04_assign]\nfile = ["a.py"]', "nodes.04_assign.file: unknown setting — did you mean 'files'?"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_key(demo_copy: Path, text: str, needle: str) -> None:
+    (demo_copy.parent / "foreman.toml").write_text(text)
+    before = demo_copy.read_bytes()
+    result = run_cli("plan", str(demo_copy))
+    assert result.returncode == 2
+    assert "foreman.toml" in result.stderr and needle in result.stderr, result.stderr
+    assert demo_copy.read_bytes() == before
+
+
+def test_environment_sits_between_file_and_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "foreman.toml").write_text("max_parallel = 2\n")
+    monkeypatch.setenv("FOREMAN_MAX_PARALLEL", "5")
+    assert load_settings(tmp_path).max_parallel == 5
+    monkeypatch.delenv("FOREMAN_MAX_PARALLEL")
+    assert load_settings(tmp_path).max_parallel == 2
+
+
+def test_every_setting_is_documented() -> None:
+    for model in (Settings, AgentSettings, NodeOverride):
+        undocumented = [name for name, field in model.model_fields.items() if not field.description]
+        assert undocumented == [], f"{model.__name__}: {undocumented}"
+
+
+def test_a_folder_named_foreman_toml_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "foreman.toml").mkdir()
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_settings(tmp_path)
