@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 from .. import __version__
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
+from ..map._gc import gc_paused
 from ..map.errors import ConfigError, MapError
 from ..map.load import DEFAULT_MAP_NAME
 from . import render
@@ -62,20 +64,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_project(path: str) -> Project:
+    """Load for a one-shot command: the loaded map is frozen out of the garbage collector's sight, since
+    the process ends right after (see ``map/_gc.py``)."""
+    with gc_paused():
+        project = Project.load(path)
+        gc.freeze()
+    return project
+
+
 def _validate(args: argparse.Namespace) -> int:
-    report = validate_report(Project.load(args.map))
+    report = validate_report(load_project(args.map))
     _emit(args, report, render.validate)
     return EXIT_OK
 
 
 def _plan(args: argparse.Namespace) -> int:
-    report = plan_report(Project.load(args.map), args.max_parallel)
+    report = plan_report(load_project(args.map), args.max_parallel)
     _emit(args, report, render.plan)
     return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
-    report = status_report(Project.load(args.map))
+    report = status_report(load_project(args.map))
     _emit(args, report, render.status)
     return EXIT_OK
 
@@ -89,8 +100,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def _emit(args: argparse.Namespace, report: dict[str, Any], renderer: Callable[[dict[str, Any]], None]) -> None:
     if args.json:
-        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     else:
         renderer(report)
 
@@ -106,8 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MapError, ConfigError) as exc:
         if getattr(args, "json", False):
             payload = {"ok": False, "source": exc.source, "errors": [p.to_json() for p in exc.problems]}
-            json.dump(payload, sys.stdout, ensure_ascii=False, indent=2)
-            sys.stdout.write("\n")
+            sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         render.problems(exc.source, exc.problems, kind="map" if isinstance(exc, MapError) else "config")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

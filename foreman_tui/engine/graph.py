@@ -7,6 +7,7 @@ scheduler's questions are cheap even for maps of thousands of nodes.
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class RegionInfo:
     process_nodes: tuple[str, ...]
 
 
-@dataclass(slots=True)
+@dataclass
 class FlowGraph:
     node_ids: list[str]
     types: dict[str, str]
@@ -53,8 +54,9 @@ class FlowGraph:
     _rank: dict[str, int] = field(default_factory=dict)
     _downstream: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def process_order(self) -> list[str]:
+        """Process nodes only, in implementation order."""
         return [n for n in self.order if self.types[n] == "process"]
 
     def rank(self, node_id: str) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings, load_settings
+from ..map._gc import gc_paused
 from ..map.errors import Problem
 from ..map.files import OwnedFiles, infer_owned_files
 from ..map.load import DEFAULT_MAP_NAME, MapDocument, load_map
@@ -47,16 +48,18 @@ class Project:
     graph: FlowGraph
     owned: dict[str, OwnedFiles]
     warnings: list[Problem] = field(default_factory=list)
+    _checks: dict[str, list[CheckRef]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, map_path: str | Path | None = None) -> Project:
         """Load and validate everything; raises ``MapError``/``ConfigError`` on bad input."""
-        doc = load_map(Path(map_path) if map_path else Path(DEFAULT_MAP_NAME))
-        settings = load_settings(doc.project_dir, known_nodes={n.id for n in doc.model.graph.nodes})
-        graph = build_graph(doc.model)
-        overrides = settings.file_overrides()
-        owned = {n: infer_owned_files(doc.content(n), overrides.get(n)) for n in graph.process_order}
-        return cls(doc, settings, graph, owned, [*doc.warnings, *graph.warnings])
+        with gc_paused():
+            doc = load_map(Path(map_path) if map_path else Path(DEFAULT_MAP_NAME))
+            settings = load_settings(doc.project_dir, known_nodes={n.id for n in doc.model.graph.nodes})
+            graph = build_graph(doc.model)
+            overrides = settings.file_overrides()
+            owned = {n: infer_owned_files(doc.content(n), overrides.get(n)) for n in graph.process_order}
+            return cls(doc, settings, graph, owned, [*doc.warnings, *graph.warnings])
 
     @property
     def files(self) -> dict[str, tuple[str, ...]]:
@@ -72,10 +75,14 @@ class Project:
 
     def node_checks(self, node_id: str) -> list[CheckRef]:
         """A node's own checks. Items without a level count as L1 (node level)."""
-        content = self.doc.content(node_id)
-        if content is None or content.verify is None:
-            return []
-        return [CheckRef(node_id, phase, i, item, item.level or "L1") for phase, i, item in content.verify.items()]
+        cached = self._checks.get(node_id)
+        if cached is None:
+            content = self.doc.content(node_id)
+            verify = content.verify if content is not None else None
+            items = verify.items() if verify is not None else []
+            cached = [CheckRef(node_id, phase, i, item, item.level or "L1") for phase, i, item in items]
+            self._checks[node_id] = cached
+        return cached
 
     def region_own_checks(self, region_index: int) -> list[CheckRef]:
         info = self.graph.regions[region_index]

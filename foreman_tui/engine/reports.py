@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..map._gc import gc_paused
 from ..map.model import LEVELS, NODE_TYPES
 from .project import CheckRef, Project
 from .scheduler import DEFAULT_MAX_PARALLEL, simulate, waiting_on
@@ -59,6 +60,11 @@ def _back_edge_json(edge: Any) -> dict[str, Any]:
 
 
 def plan_report(project: Project, max_parallel: int | None = None) -> dict[str, Any]:
+    with gc_paused():
+        return _plan_report(project, max_parallel)
+
+
+def _plan_report(project: Project, max_parallel: int | None) -> dict[str, Any]:
     graph = project.graph
     parallel = max_parallel or project.settings.max_parallel or DEFAULT_MAX_PARALLEL
     verified = project.verified()

@@ -8,6 +8,7 @@ an explicit path that is absolute or leaves the project is an error, an inferred
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import shlex
@@ -47,6 +48,7 @@ class OwnedFiles:
 NO_FILES = OwnedFiles((), "none", "nothing declared or inferred")
 
 
+@functools.lru_cache(maxsize=65536)
 def clean_path(path: str) -> str:
     """Normalise a project-relative path. Raises ``ValueError`` naming why it cannot be owned."""
     text = path.strip().strip("'\"`").replace("\\", "/")
@@ -66,19 +68,28 @@ def _unique(paths: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))
 
 
-def _declared(text: str) -> list[str] | None:
+def _without_fences(text: str) -> str:
+    """The text minus fenced code blocks (paths in example code are not declarations)."""
+    return _FENCE_RE.sub("", text) if "```" in text or "~~~" in text else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _declared(text: str) -> tuple[str, ...] | None:
     """Paths on declaration lines (``**关联文件**：`a`, `b```, ``Files: a, b``), or None if there is none."""
+    lowered = text.lower()
+    if "files" not in lowered and "文件" not in text:
+        return None
     found = None
-    for match in _DECLARATION_RE.finditer(_FENCE_RE.sub("", text)):
+    for match in _DECLARATION_RE.finditer(_without_fences(text)):
         rest = match.group(1)
         ticked = _TICKED_RE.findall(rest)
         items = ticked or [part for part in re.split(r"[,，、;；]\s*|\s+", rest) if part]
-        found = (found or []) + [item.strip("*").strip() for item in items if item.strip("*").strip()]
+        found = (*(found or ()), *(item.strip("*").strip() for item in items if item.strip("*").strip()))
     return found
 
 
 def _ticked_source_paths(text: str) -> list[str]:
-    return [span.strip() for span in _TICKED_RE.findall(_FENCE_RE.sub("", text)) if _PATH_RE.match(span.strip())]
+    return [span.strip() for span in _TICKED_RE.findall(_without_fences(text)) if _PATH_RE.match(span.strip())]
 
 
 def _command_paths(commands: Iterable[str]) -> list[str]:
@@ -116,7 +127,7 @@ def explicit_files_problems(node_id: str, content: NodeContent) -> list[Problem]
                 problems.append(
                     Problem(f"contents.{node_id}.code.files[{i}]", str(exc), "use a path inside the project")
                 )
-    declared = _declared(content.how_text) or []
+    declared = _declared(content.how_text) or ()
     for path in declared:
         try:
             clean_path(path)

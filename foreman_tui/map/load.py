@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +17,19 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ._gc import gc_paused
 from .errors import JsonPath, MapError, Problem, did_you_mean, format_path
 from .files import explicit_files_problems
-from .model import LEVELS, NODE_ID_PATTERN, NODE_TYPES, SCHEMA_VERSION, STATUSES, AlgorithmMap, NodeContent
+from .model import (
+    LEVELS,
+    NODE_ID_PATTERN,
+    NODE_TYPES,
+    SCHEMA_VERSION,
+    STATUSES,
+    AlgorithmMap,
+    NodeContent,
+    Verify,
+)
 
 DEFAULT_MAP_NAME = "algorithm-map.json"
 
@@ -72,6 +82,11 @@ def load_map(path: str | Path) -> MapDocument:
 
 def parse_map(data: bytes | str, source: str = "<map>") -> MapDocument:
     """Validate map text. Never raises anything but :class:`MapError` for bad input."""
+    with gc_paused():
+        return _parse(data, source)
+
+
+def _parse(data: bytes | str, source: str) -> MapDocument:
     raw = _decode(data, source)
     if not isinstance(raw, dict):
         raise MapError(
@@ -105,12 +120,11 @@ def _decode(data: bytes | str, source: str) -> Any:
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in items:
-            if key in seen:
-                duplicates.append(key)
-            seen[key] = value
-        return seen
+        obj = dict(items)
+        if len(obj) != len(items):
+            counts = Counter(key for key, _ in items)
+            duplicates.extend(key for key, n in counts.items() if n > 1)
+        return obj
 
     try:
         raw = json.loads(text, object_pairs_hook=pairs)
@@ -246,27 +260,53 @@ def _check_structure(model: AlgorithmMap) -> tuple[list[Problem], list[Problem]]
 # ------------------------------------------------------------------------------------ unknown fields
 
 
-def _walk_extras(obj: Any, path: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
-    if isinstance(obj, BaseModel):
-        for key in obj.model_extra or {}:
+def _extras(obj: BaseModel | None, path: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
+    if obj is not None and obj.model_extra:
+        for key in obj.model_extra:
             yield path, key
-        for name, info in type(obj).model_fields.items():
-            yield from _walk_extras(getattr(obj, name), [*path, info.alias or name])
-    elif isinstance(obj, list):
-        for i, item in enumerate(obj):
-            if isinstance(item, BaseModel | list | dict):
-                yield from _walk_extras(item, [*path, i])
-    elif isinstance(obj, dict):
-        for key, item in obj.items():
-            if isinstance(item, BaseModel):
-                yield from _walk_extras(item, [*path, key])
+
+
+def _verify_extras(verify: Verify | None, path: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
+    if verify is None:
+        return
+    yield from _extras(verify, path)
+    for phase, i, item in verify.items():
+        if item.model_extra:
+            yield from _extras(item, [*path, phase, i])
+
+
+def _walk_extras(model: AlgorithmMap) -> Iterator[tuple[list[str | int], str]]:
+    """Every field outside the models, walking the known structure (fast on maps of thousands of nodes)."""
+    yield from _extras(model, [])
+    meta = model.meta
+    yield from _extras(meta, ["meta"])
+    yield from _extras(meta.benchmark, ["meta", "benchmark"])
+    yield from _extras(meta.blueprint, ["meta", "blueprint"])
+    graph = model.graph
+    yield from _extras(graph, ["graph"])
+    for i, node in enumerate(graph.nodes):
+        yield from _extras(node, ["graph", "nodes", i])
+    for i, edge in enumerate(graph.edges):
+        yield from _extras(edge, ["graph", "edges", i])
+    for i, region in enumerate(graph.regions):
+        yield from _extras(region, ["graph", "regions", i])
+        yield from _verify_extras(region.verify, ["graph", "regions", i, "verify"])
+    for node_id, content in model.contents.items():
+        yield from _extras(content, ["contents", node_id])
+        yield from _extras(content.code, ["contents", node_id, "code"])
+        yield from _verify_extras(content.verify, ["contents", node_id, "verify"])
+    if model.state is not None:
+        yield from _extras(model.state, ["state"])
+        for node_id, entry in model.state.nodes.items():
+            yield from _extras(entry, ["state", "nodes", node_id])
+            yield from _extras(entry.verify_results, ["state", "nodes", node_id, "verify_results"])
 
 
 def _unknown_field_warnings(model: AlgorithmMap) -> list[Problem]:
     """One warning per unknown field name, counting repeats, so a real map's 70 ``category`` fields read
     as one line that names the first place."""
     groups: dict[str, list[str]] = defaultdict(list)
-    for path, key in _walk_extras(model, []):
+    for path, key in _walk_extras(model):
         groups[key].append(format_path([*path, key]))
     warnings = []
     for key, places in groups.items():
