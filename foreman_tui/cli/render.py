@@ -111,17 +111,16 @@ def plan(report: dict[str, Any]) -> None:
         out("\nFile overlaps (never run at the same time)")
         for overlap in report["overlaps"]:
             out(f"  {' ↔ '.join(overlap['nodes'])}: {', '.join(overlap['files'])}")
-    table = _table(console, "node", "status", "owned files (from)", "upstream checkpoints", "checks L1 / L2 / L3")
+    table = _table(console, "node", "status", "owned files", "upstream (checkpoint each)", "checks L1 / L2 / L3")
     for node, info in report["nodes"].items():
         by_level = {"L1": [0, 0], "L2": [0, 0], "L3": [0, 0]}
         for check in info["checks"]:
             by_level[check["level"]][0] += 1
             by_level[check["level"]][1] += bool(check["cmd"])
         checks = " / ".join(f"{n} ({cmd} cmd)" if n else "0" for n, cmd in by_level.values())
-        files = (", ".join(info["files"]) or "—") + f"  ({info['source']})"
-        table.add_row(
-            node, _status(console, info["status"]), files, ", ".join(info["upstream_checkpoints"]) or "—", checks
-        )
+        files = Text("\n".join(info["files"]) or "—")
+        files.append(f"\nfrom {info['source']}", style="dim" if console.is_terminal else "")
+        table.add_row(node, _status(console, info["status"]), files, "\n".join(info["upstream"]) or "—", checks)
     out("\nNodes")
     out(table)
     if report["regions"]:
@@ -149,7 +148,9 @@ def status(report: dict[str, Any]) -> None:
         if node["type"] == "terminal":
             continue
         note = ""
-        if node.get("waiting_on"):
+        if node["status"] == "implemented" and node["type"] == "process":
+            note = "implemented: checks and review next"
+        elif node.get("waiting_on"):
             note = "waits for " + ", ".join(node["waiting_on"])
         elif node["type"] == "decision":
             note = "feeders verified" if node["feeders_verified"] else "feeders not all verified"
