@@ -15,7 +15,7 @@ from .. import __version__
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
 from ..map._gc import gc_paused
-from ..map.errors import ConfigError, MapError
+from ..map.errors import BadInput
 from ..map.load import DEFAULT_MAP_NAME
 from . import render
 
@@ -113,11 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return HANDLERS[args.command](args)
-    except (MapError, ConfigError) as exc:
+    except BadInput as exc:
         if getattr(args, "json", False):
             payload = {"ok": False, "source": exc.source, "errors": [p.to_json() for p in exc.problems]}
             sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-        render.problems(exc.source, exc.problems, kind="map" if isinstance(exc, MapError) else "config")
+        render.problems(exc.source, exc.problems, what=exc.what)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130

@@ -165,10 +165,9 @@ def status(report: dict[str, Any]) -> None:
         out(Text("Build complete.", style="bold green") if console.is_terminal else "Build complete.")
 
 
-def problems(source: str, found: list[Problem], kind: str) -> None:
+def problems(source: str, found: list[Problem], what: str) -> None:
     console = _console(sys.stderr)
-    what = "the map is not valid" if kind == "map" else "the settings are not valid"
-    console.print(Text(f"foreman: {what}: {source}", style="bold red" if console.is_terminal else ""))
+    console.print(Text(f"foreman: the {what} is not valid: {source}", style="bold red" if console.is_terminal else ""))
     for problem in found:
         console.print(Text(f"  ✗ {problem.path}: {problem.message}", style="red" if console.is_terminal else ""))
         if problem.fix:

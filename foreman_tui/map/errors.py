@@ -42,21 +42,25 @@ class Problem:
         return {"path": self.path, "message": self.message, "fix": self.fix}
 
 
-class MapError(Exception):
-    """The map cannot be used. Carries every structural problem found, not just the first."""
+class BadInput(Exception):
+    """Input foreman cannot use (exit status 2). Carries every problem found, not just the first."""
+
+    what = "input"
 
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s) in the map\n{lines}")
+        super().__init__(f"{source}: {len(problems)} problem(s) in the {self.what}\n{lines}")
 
 
-class ConfigError(Exception):
+class MapError(BadInput):
+    """The map cannot be used."""
+
+    what = "map"
+
+
+class ConfigError(BadInput):
     """``foreman.toml`` (or a flag) is malformed."""
 
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+    what = "settings"
