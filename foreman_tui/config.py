@@ -110,7 +110,11 @@ def _problem(err: Any) -> Problem:
     loc = list(err["loc"])
     path = format_path(loc)
     if err["type"] == "extra_forbidden":
-        section = {"worker": AgentSettings, "reviewer": AgentSettings, "nodes": NodeOverride}
+        section: dict[str, type[BaseModel]] = {
+            "worker": AgentSettings,
+            "reviewer": AgentSettings,
+            "nodes": NodeOverride,
+        }
         known = section.get(str(loc[0]), Settings).model_fields if len(loc) > 1 else Settings.model_fields
         return Problem(path, f"unknown setting{did_you_mean(str(loc[-1]), known)}", "remove or rename it")
     return Problem(path, err.get("msg", "invalid value"), "see docs/configuration.md")

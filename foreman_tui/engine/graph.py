@@ -95,7 +95,7 @@ def build_graph(model: AlgorithmMap) -> FlowGraph:
     nodes = model.graph.nodes
     ids = [n.id for n in nodes]
     position = {node_id: i for i, node_id in enumerate(ids)}
-    types = {n.id: n.type for n in nodes}
+    types: dict[str, str] = {n.id: n.type for n in nodes}
     succ: dict[str, list[tuple[str, int]]] = {n: [] for n in ids}
     indegree = dict.fromkeys(ids, 0)
     for i, edge in enumerate(model.graph.edges):

@@ -11,7 +11,7 @@ Fields beyond the public schema that foreman understands: ``contents.<id>.how`` 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -23,9 +23,9 @@ Level = Literal["L1", "L2", "L3"]
 Status = Literal["not_started", "discussing", "theory_ok", "implemented", "verified"]
 Phase = Literal["pre", "core", "post"]
 
-NODE_TYPES: tuple[str, ...] = NodeType.__args__
-LEVELS: tuple[str, ...] = Level.__args__
-STATUSES: tuple[str, ...] = Status.__args__
+NODE_TYPES: tuple[str, ...] = get_args(NodeType)
+LEVELS: tuple[str, ...] = get_args(Level)
+STATUSES: tuple[str, ...] = get_args(Status)
 PHASES: tuple[Phase, ...] = ("pre", "core", "post")
 
 
