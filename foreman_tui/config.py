@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     """``worktree``: one git worktree per node; ``shared``: every worker in the main tree."""
     timeout: float = Field(default=3600, gt=0)
     """Seconds one worker attempt may run before it is stopped."""
+    retries: int = Field(default=2, ge=0, le=20)
+    """Extra attempts for a worker that exits without committing or times out, before the node pauses."""
+    review_rounds: int = Field(default=3, ge=1, le=20)
+    """Reviews per node (FLAG → fix → review again) before the node pauses."""
+    check_timeout: float = Field(default=600, gt=0)
+    """Seconds one check command may run."""
+    poll: float = Field(default=2.0, gt=0)
+    """Seconds between polls of git for commits (the fallback beside file-system events)."""
+    stop_grace: float = Field(default=10.0, ge=0)
+    """Seconds a stopped worker gets between SIGTERM and SIGKILL."""
+    keep_worktrees: bool = False
+    """Keep each verified node's worktree and branch instead of removing them."""
     worker: AgentSettings = Field(default_factory=AgentSettings)
     """The agent that implements nodes."""
     reviewer: AgentSettings = Field(default_factory=AgentSettings)

@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..config import Settings
+from ..demo import create_demo
+from ..engine.gitrepo import RepoError
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
+from ..engine.runstate import AlreadyRunning
+from ..headless import run_headless
 from ..map._gc import gc_paused
 from ..map.errors import BadInput
 from ..map.load import DEFAULT_MAP_NAME
 from . import render
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_PAUSED = 0, 1, 2, 3
+
+
+PRESETS = ["claude", "codex", "aider", "gemini", "command", "scripted"]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -61,6 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-parallel", type=_positive, metavar="N", help="workers at once (default: foreman.toml or 3)"
     )
     command("status", "Each node's status, region progress and totals, from the map's state.")
+
+    def run_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--headless", action="store_true", help="no TUI: print one line per event")
+        sub.add_argument("--max-parallel", type=_positive, metavar="N", help="workers at once")
+        sub.add_argument("--isolation", choices=["worktree", "shared"], help="a git worktree per node, or one tree")
+        sub.add_argument("--worker", choices=PRESETS, metavar="PRESET", help=f"worker agent: {', '.join(PRESETS)}")
+        sub.add_argument("--reviewer", choices=PRESETS, metavar="PRESET", help="reviewer agent preset")
+        sub.add_argument("--poll", type=_seconds, metavar="SECONDS", help="how often to poll git for commits")
+        sub.add_argument("--no-watch", action="store_true", help="poll only; no file-system events")
+        sub.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="limit per worker attempt")
+
+    run = command("run", "Run the map: workers, commit detection, checks, review, merges (exit 0 done, 3 paused).")
+    run_options(run)
+    demo = commands.add_parser(
+        "demo",
+        help="Run the bundled k-means demo in a fresh git repository.",
+        description="Copy the demo map into a new git repository and run it with the built-in scripted agent.",
+    )
+    demo.add_argument("--dir", type=Path, help="create the demo here (default: a new temporary folder)")
+    demo.add_argument("--json", action="store_true", help="print events as JSON lines")
+    run_options(demo)
     return parser
 
 
@@ -91,10 +132,49 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _overrides(args: argparse.Namespace, settings: Settings) -> Settings:
+    update: dict[str, object] = {}
+    for name in ("max_parallel", "isolation", "poll", "timeout"):
+        if getattr(args, name, None) is not None:
+            update[name] = getattr(args, name)
+    if args.worker:
+        update["worker"] = settings.worker.model_copy(update={"preset": args.worker})
+    if args.reviewer:
+        update["reviewer"] = settings.reviewer.model_copy(update={"preset": args.reviewer})
+    return settings.model_copy(update=update)
+
+
+def _start(map_path: str, args: argparse.Namespace) -> int:
+    project = Project.load(map_path)
+    settings = _overrides(args, project.settings)
+    outcome = asyncio.run(run_headless(project, settings, as_json=args.json, use_fs_events=not args.no_watch))
+    return outcome.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        print("foreman: the TUI is not built yet; run with --headless", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _start(args.map, args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
+        print(f"foreman: {args.dir} is not empty; pick a new folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    map_path = create_demo(args.dir)
+    if not args.headless:
+        print("(the TUI is not built yet: running headless)", file=sys.stderr)
+    print(f"demo repository: {map_path.parent}", file=sys.stderr)
+    return _start(str(map_path), args)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": _validate,
     "plan": _plan,
     "status": _status,
+    "run": _run,
+    "demo": _demo,
 }
 
 
@@ -113,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return HANDLERS[args.command](args)
+    except (AlreadyRunning, RepoError) as exc:
+        print(f"foreman: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except BadInput as exc:
         if getattr(args, "json", False):
             payload = {"ok": False, "source": exc.source, "errors": [p.to_json() for p in exc.problems]}

@@ -1,0 +1,249 @@
+"""Agents as command templates: how to start each preset, how to resume it, and how to read its output.
+
+Every agent gets the stable interface of SPEC §5: the ``FOREMAN_*`` environment (set by the supervisor),
+the same values as ``{placeholders}`` in an argv template, stdin that is never the terminal. Prompts reach
+an agent through a file or its stdin, never through a shell string.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import AgentSettings
+
+PLACEHOLDERS = ("node_id", "map", "workdir", "prompt_file", "message_file", "attempt")
+INSTRUCTION = "Do the task described on standard input."
+
+
+@dataclass(frozen=True, slots=True)
+class AgentContext:
+    """What one invocation is about."""
+
+    node_id: str
+    role: str  # "worker" | "reviewer"
+    attempt: int
+    map_path: Path
+    workdir: Path
+    prompt_file: Path
+    message_file: Path | None = None
+    session_id: str | None = None
+    files: tuple[str, ...] = ()
+
+    def values(self) -> dict[str, str]:
+        return {
+            "node_id": self.node_id,
+            "map": str(self.map_path),
+            "workdir": str(self.workdir),
+            "prompt_file": str(self.prompt_file),
+            "message_file": str(self.message_file) if self.message_file else "",
+            "attempt": str(self.attempt),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    argv: list[str]
+    stdin: Path | None = None
+    resumed: bool = False
+
+
+@dataclass
+class AgentReport:
+    """What an agent's output said, as far as its format tells."""
+
+    session_id: str | None = None
+    cost_usd: float | None = None
+    turns: int | None = None
+    steps: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    final_text: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The agent's answer: its final message when the format has one, else everything it printed."""
+        return self.final_text or "\n".join(self.lines)
+
+
+class OutputParser:
+    """Plain text agents: every stdout line is part of the answer."""
+
+    def __init__(self) -> None:
+        self.report = AgentReport()
+
+    def feed(self, stream: str, line: str) -> None:
+        if stream == "stdout":
+            self.report.lines.append(line)
+            del self.report.lines[:-2000]
+
+
+def _tool_summary(name: str, args: dict[str, Any]) -> tuple[str, str | None]:
+    """A one-line description of a tool call, and the file it edits if any."""
+    path = args.get("file_path") or args.get("path") or args.get("filePath")
+    if name in ("Edit", "Write", "MultiEdit", "NotebookEdit", "write_file", "replace", "edit_file") and path:
+        return f"{name} {path}", str(path)
+    if "command" in args:
+        return f"{name}: {str(args['command'])[:200]}", None
+    return f"{name} {json.dumps(args, ensure_ascii=False)[:200]}", None
+
+
+class ClaudeStreamParser(OutputParser):
+    """``claude -p --output-format stream-json --verbose``: system/init, assistant, user, result lines."""
+
+    def feed(self, stream: str, line: str) -> None:
+        if stream != "stdout":
+            return
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            super().feed(stream, line)
+            return
+        if not isinstance(data, dict):
+            return
+        report = self.report
+        kind = data.get("type")
+        report.session_id = data.get("session_id") or data.get("sessionId") or report.session_id
+        if kind == "assistant":
+            for block in (data.get("message") or {}).get("content") or []:
+                if block.get("type") == "tool_use":
+                    step, path = _tool_summary(str(block.get("name")), block.get("input") or {})
+                    report.steps.append(step)
+                    if path and path not in report.files:
+                        report.files.append(path)
+                elif block.get("type") == "text" and block.get("text"):
+                    report.lines.append(block["text"])
+        elif kind == "result":
+            report.final_text = str(data.get("result") or "")
+            report.cost_usd = data.get("total_cost_usd", report.cost_usd)
+            report.turns = data.get("num_turns", report.turns)
+            if data.get("is_error"):
+                report.errors.append(str(data.get("subtype") or "error"))
+
+
+class CodexJsonParser(OutputParser):
+    """``codex exec --json``: thread.started, item.* (agent_message, command_execution, file_change), turn.*"""
+
+    def feed(self, stream: str, line: str) -> None:
+        if stream != "stdout":
+            return
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            return
+        if not isinstance(data, dict):
+            return
+        report = self.report
+        kind = data.get("type")
+        if kind in ("thread.started", "thread.resumed"):
+            report.session_id = data.get("thread_id") or report.session_id
+        elif kind == "item.completed":
+            item = data.get("item") or {}
+            item_type = item.get("type") or item.get("item_type")
+            if item_type == "agent_message":
+                report.final_text = str(item.get("text") or "")
+            elif item_type == "command_execution":
+                report.steps.append(f"run: {str(item.get('command'))[:200]}")
+            elif item_type == "file_change":
+                for change in item.get("changes") or []:
+                    path = change.get("path")
+                    if path and path not in report.files:
+                        report.files.append(path)
+                        report.steps.append(f"{change.get('kind', 'edit')} {path}")
+        elif kind == "turn.completed":
+            report.turns = (report.turns or 0) + 1
+        elif kind in ("turn.failed", "error"):
+            error = data.get("error") or {}
+            report.errors.append(str(error.get("message") if isinstance(error, dict) else error or data))
+
+
+class GeminiStreamParser(OutputParser):
+    """``gemini --output-format stream-json``: init, message, tool_use, tool_result, error, result."""
+
+    def feed(self, stream: str, line: str) -> None:
+        if stream != "stdout":
+            return
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            return
+        if not isinstance(data, dict):
+            return
+        report = self.report
+        kind = data.get("type")
+        if kind == "init":
+            report.session_id = data.get("session_id") or data.get("sessionId") or report.session_id
+        elif kind == "tool_use":
+            step, path = _tool_summary(
+                str(data.get("tool_name") or data.get("name")), data.get("parameters") or data.get("args") or {}
+            )
+            report.steps.append(step)
+            if path and path not in report.files:
+                report.files.append(path)
+        elif kind == "message" and data.get("role") == "assistant":
+            report.final_text += str(data.get("content") or "")
+        elif kind == "error":
+            report.errors.append(str(data.get("message") or data))
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One configured agent. ``command(ctx)`` builds the invocation; ``parser()`` reads its output."""
+
+    preset: str
+    settings: AgentSettings
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a fix task can go back into the same conversation (else: a fresh run with history)."""
+        return self.preset in ("claude", "codex", "gemini")
+
+    def parser(self) -> OutputParser:
+        return {"claude": ClaudeStreamParser, "codex": CodexJsonParser, "gemini": GeminiStreamParser}.get(
+            self.preset, OutputParser
+        )()
+
+    def command(self, ctx: AgentContext) -> Invocation:
+        s = self.settings
+        model = ["--model", s.model] if s.model else []
+        resume = ctx.session_id is not None and self.resumable and ctx.message_file is not None
+        if self.preset == "claude":
+            argv = ["claude", "-p", "--output-format", "stream-json", "--verbose", *model]
+            argv += ["--permission-mode", "acceptEdits", "--allowedTools", "Bash Edit Write MultiEdit Read Glob Grep"]
+            if resume:
+                argv += ["--resume", str(ctx.session_id)]
+            return Invocation([*argv, *s.args], ctx.message_file if resume else ctx.prompt_file, resume)
+        if self.preset == "codex":
+            argv = ["codex", "exec", "--json", "--sandbox", "workspace-write", "--skip-git-repo-check", *model, *s.args]
+            if resume:
+                argv += ["resume", str(ctx.session_id)]
+            return Invocation([*argv, "-"], ctx.message_file if resume else ctx.prompt_file, resume)
+        if self.preset == "gemini":
+            argv = ["gemini", "--output-format", "stream-json", "--yolo", *model, *s.args]
+            if resume:
+                argv += ["--resume", str(ctx.session_id)]
+            return Invocation([*argv, "--prompt", INSTRUCTION], ctx.message_file if resume else ctx.prompt_file, resume)
+        if self.preset == "aider":
+            argv = ["aider", "--yes-always", "--no-pretty", "--no-stream", "--no-check-update", *model, *s.args]
+            argv += ["--message-file", str(ctx.prompt_file), *ctx.files]
+            return Invocation(argv)
+        if self.preset == "scripted":
+            return Invocation([sys.executable, "-m", "foreman_tui.agents.scripted", *s.args])
+        template = s.argv or []
+        return Invocation([fill(part, ctx.values()) for part in template])
+
+
+def fill(part: str, values: dict[str, str]) -> str:
+    """Replace ``{placeholder}``s in one argv element. Values stay one argument each: no shell is involved."""
+    for key in PLACEHOLDERS:
+        part = part.replace("{" + key + "}", values[key])
+    return part
+
+
+def make_agent(settings: AgentSettings) -> Agent:
+    if settings.preset == "command" and not settings.argv:
+        raise ValueError('preset "command" needs argv, e.g. argv = ["python3", "my_agent.py", "{prompt_file}"]')
+    return Agent(settings.preset, settings)

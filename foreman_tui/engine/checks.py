@@ -1,0 +1,43 @@
+"""Running one check command: split with shlex (no shell), in a given tree, with a timeout, in its own
+process group so a hung test is killed whole. The outcome keeps the tail of the output as evidence."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .process import ChildProcess
+
+TAIL_LINES = 40
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    status: str  # "pass" | "fail"
+    duration: float
+    exit_code: int | None
+    output_tail: str
+    reason: str = ""
+
+
+async def run_check(cmd: str, cwd: Path, env: Mapping[str, str], timeout: float, log_path: Path) -> CheckOutcome:
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as exc:
+        return CheckOutcome("fail", 0.0, None, "", f"cannot parse the command: {exc}")
+    if not argv:
+        return CheckOutcome("fail", 0.0, None, "", "empty command")
+    child = ChildProcess(argv, cwd, env, log_path, tail_lines=TAIL_LINES)
+    try:
+        await child.start()
+    except OSError as exc:
+        return CheckOutcome("fail", 0.0, None, "", f"cannot start {argv[0]!r}: {exc.strerror}")
+    result = await child.wait(timeout)
+    tail = "\n".join(child.tail)
+    if result.timed_out:
+        return CheckOutcome("fail", result.duration, result.exit_code, tail, f"timed out after {timeout:g}s")
+    if result.exit_code != 0:
+        return CheckOutcome("fail", result.duration, result.exit_code, tail, f"exit status {result.exit_code}")
+    return CheckOutcome("pass", result.duration, 0, tail)

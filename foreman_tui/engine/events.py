@@ -1,0 +1,273 @@
+"""What the engine says: typed events with past-tense names, and the JSON-lines log they are kept in.
+
+Every event goes to ``.foreman/events.jsonl`` (one object per line: ``time``, ``node``, ``kind``, ``detail``)
+and to every live subscriber (the headless printer, the TUI, tests), so they all read one stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass(kw_only=True)
+class Event:
+    """Base of all events. ``node`` is a node id, ``region:<key>`` for a region, or None for the run."""
+
+    node: str | None = None
+    time: float = field(default_factory=time.time)
+    registry: ClassVar[dict[str, type[Event]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Event.registry[cls.__name__] = cls
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def detail(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("node", "time")}
+
+    def to_json(self) -> dict[str, Any]:
+        stamp = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
+        return {"time": stamp, "ts": self.time, "node": self.node, "kind": self.kind, "detail": self.detail()}
+
+    def describe(self) -> str:
+        """One readable line for the headless printer."""
+        parts = ", ".join(f"{k}={v}" for k, v in self.detail().items() if v not in (None, "", [], {}))
+        return f"{self.kind} {parts}".strip()
+
+
+@dataclass(kw_only=True)
+class RunStarted(Event):
+    map: str
+    isolation: str
+    max_parallel: int
+    integration_branch: str
+    resumed: bool = False
+
+
+@dataclass(kw_only=True)
+class OrphanStopped(Event):
+    pid: int
+    reason: str
+
+
+@dataclass(kw_only=True)
+class NodeRecovered(Event):
+    was: str
+    now: str
+    reason: str
+
+
+@dataclass(kw_only=True)
+class WorkerStarted(Event):
+    role: str
+    attempt: int
+    pid: int
+    argv: list[str]
+    workdir: str
+    log: str
+    resume: bool = False
+
+    def describe(self) -> str:
+        how = " (resumed session)" if self.resume else ""
+        return f"{self.role} started, attempt {self.attempt}, pid {self.pid}{how} — log {self.log}"
+
+
+@dataclass(kw_only=True)
+class WorkerExited(Event):
+    role: str
+    attempt: int
+    exit_code: int | None
+    duration: float
+    timed_out: bool = False
+    stopped: bool = False
+
+    def describe(self) -> str:
+        why = " (timed out)" if self.timed_out else " (stopped)" if self.stopped else ""
+        return f"{self.role} exited with {self.exit_code} after {self.duration:.1f}s{why}"
+
+
+@dataclass(kw_only=True)
+class AgentReported(Event):
+    """Parsed from an agent's structured output: session id, tool steps, files, cost."""
+
+    attempt: int
+    session_id: str | None = None
+    cost_usd: float | None = None
+    turns: int | None = None
+    steps: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class CommitDetected(Event):
+    sha: str
+    branch: str
+    subject: str
+    attempt: int
+    committed_at: float
+    detected_by: str  # "watch" | "poll" | "exit" | "resume"
+
+    def describe(self) -> str:
+        return f"commit {self.sha[:10]} on {self.branch} ({self.detected_by}): {self.subject}"
+
+
+@dataclass(kw_only=True)
+class AttemptFailed(Event):
+    attempt: int
+    reason: str
+
+
+@dataclass(kw_only=True)
+class CheckFinished(Event):
+    """One check run (or skipped). ``check`` names its place: ``core[0]``, ``checkpoint``, ``region:lloyd core[0]``."""
+
+    level: str
+    check: str
+    desc: str
+    status: str  # "pass" | "fail" | "skipped"
+    cmd: str | None = None
+    duration: float = 0.0
+    exit_code: int | None = None
+    reason: str = ""
+    output_tail: str = ""
+    attempt: int | None = None
+
+    def describe(self) -> str:
+        why = f" — {self.reason}" if self.reason else ""
+        return f"{self.level} {self.check} {self.status.upper()} ({self.duration:.1f}s){why}: {self.desc}"
+
+
+@dataclass(kw_only=True)
+class FixTaskSent(Event):
+    attempt: int
+    reason: str
+    message_file: str
+    resume: bool
+
+
+@dataclass(kw_only=True)
+class ScopeViolated(Event):
+    files: list[str]
+
+
+@dataclass(kw_only=True)
+class ReviewFinished(Event):
+    round: int
+    verdict: str  # "CLEAN" | "FLAG" | "NONE"
+    text: str
+
+    def describe(self) -> str:
+        return f"review round {self.round}: {self.text or self.verdict}"
+
+
+@dataclass(kw_only=True)
+class NodeMerged(Event):
+    branch: str
+    sha: str
+
+
+@dataclass(kw_only=True)
+class MergeConflicted(Event):
+    branch: str
+    files: list[str]
+
+
+@dataclass(kw_only=True)
+class NodeVerified(Event):
+    regions: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return "verified" + "".join(f"\n   {line}" for line in self.regions)
+
+
+@dataclass(kw_only=True)
+class DecisionVerified(Event):
+    feeders: list[str]
+
+
+@dataclass(kw_only=True)
+class StageFinished(Event):
+    """A region's L2 stage, or the end stage (L3 + benchmark)."""
+
+    stage: str  # "L2" | "L3"
+    passed: bool
+    checks: int
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class BenchmarkRan(Event):
+    cmd: str
+    passed: bool
+    value: float | None
+    known_optimal: float | None
+    output_tail: str = ""
+
+
+@dataclass(kw_only=True)
+class NodePaused(Event):
+    trigger: str
+    reason: str
+    evidence: str = ""
+
+    def describe(self) -> str:
+        return f"PAUSED [{self.trigger}] {self.reason}"
+
+
+@dataclass(kw_only=True)
+class RunFinished(Event):
+    outcome: str  # "complete" | "paused" | "failed" | "stopped"
+    verified: int
+    total: int
+    paused: list[str] = field(default_factory=list)
+
+
+class EventLog:
+    """Appends events to ``events.jsonl`` and hands them to subscribers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self._subscribers: list[asyncio.Queue[Event]] = []
+
+    def emit(self, event: Event) -> Event:
+        self._handle.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
+        self._handle.flush()
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+        return event
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def close(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """The log's records, skipping a torn last line (a run killed mid-write)."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue

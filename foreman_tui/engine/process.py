@@ -1,0 +1,215 @@
+"""Running one child process the way a supervisor must.
+
+Each child starts in its own session (so it and everything it spawns form one process group), with stdin
+from a file or /dev/null, never the terminal. Its stdout and stderr are read in 64 KiB chunks (agent JSON
+lines exceed asyncio's readline limit), every byte is appended to a log file, and complete lines go to a
+bounded tail and to an optional callback. Stopping signals the whole group: SIGTERM, a grace period,
+SIGKILL; the leader is always reaped and the rest of its group is cleared even when the leader exits on
+its own, so no grandchild outlives its worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 64 * 1024
+MAX_LINE = 8 * 1024 * 1024  # a longer "line" is cut so one runaway line cannot exhaust memory
+LineHandler = Callable[[str, str], None]  # (stream name, line without newline)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    exit_code: int | None
+    duration: float
+    timed_out: bool = False
+    stopped: bool = False
+
+
+class ChildProcess:
+    """One supervised child. ``start()``, then ``wait(timeout)``; ``stop()`` from anywhere."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        log_path: Path,
+        stdin_path: Path | None = None,
+        tail_lines: int = 2000,
+        on_line: LineHandler | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.log_path = log_path
+        self.stdin_path = stdin_path
+        self.tail: deque[str] = deque(maxlen=tail_lines)
+        self.on_line = on_line
+        self.pid: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self._log: BinaryIO | None = None
+        self._started = 0.0
+        self._stopping = False
+
+    async def start(self) -> int:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
+        self._log = log
+        stdin = open(self.stdin_path, "rb") if self.stdin_path else None  # noqa: SIM115
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError:
+            log.close()
+            raise
+        finally:
+            if stdin is not None:
+                stdin.close()
+        self._started = time.monotonic()
+        self.pid = self._proc.pid
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        self._readers = [
+            asyncio.create_task(self._pump(self._proc.stdout, "stdout")),
+            asyncio.create_task(self._pump(self._proc.stderr, "stderr")),
+        ]
+        return self.pid
+
+    async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
+        pending = b""
+        log = self._log
+        assert log is not None
+        while True:
+            chunk = await stream.read(CHUNK)
+            if not chunk:
+                break
+            log.write(chunk)
+            log.flush()
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if len(pending) > MAX_LINE:
+                lines.append(pending)
+                pending = b""
+            for raw in lines:
+                self._line(name, raw)
+        if pending:
+            self._line(name, pending)
+
+    def _line(self, name: str, raw: bytes) -> None:
+        text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+        self.tail.append(text)
+        if self.on_line is not None:
+            self.on_line(name, text)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def wait(self, timeout: float | None = None) -> ProcessResult:
+        """Wait for the child (stopping it at ``timeout``), clear its process group, drain its output."""
+        assert self._proc is not None, "start() first"
+        timed_out = False
+        try:
+            await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout)
+        except TimeoutError:
+            timed_out = True
+            await self.stop()
+        await self._clear_group()
+        # Output pipes close once every holder is gone; bound the drain so an escaped holder cannot hang us.
+        _, pending = await asyncio.wait(self._readers, timeout=5)
+        for task in pending:
+            task.cancel()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return ProcessResult(self._proc.returncode, time.monotonic() - self._started, timed_out, self._stopping)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the group, then SIGKILL after ``grace`` seconds; returns once the leader is reaped."""
+        if self._proc is None or self.pid is None:
+            return
+        self._stopping = True
+        if self._proc.returncode is None:
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace)
+            except TimeoutError:
+                _signal_group(self.pid, signal.SIGKILL)
+                await self._proc.wait()
+        await self._clear_group(grace=min(grace, 2.0))
+
+    async def _clear_group(self, grace: float = 2.0) -> None:
+        """Stop whatever is left of the child's process group after the leader has gone."""
+        if self.pid is None or not group_alive(self.pid):
+            return
+        _signal_group(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while group_alive(self.pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if group_alive(self.pid):
+            _signal_group(self.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process is still in group ``pgid`` (zombies of our own children aside)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _group_has_live_member(pgid)
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """killpg(0) also succeeds for zombies; look in /proc for a member that is not one."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def stop_group_now(pgid: int, grace: float = 5.0) -> bool:
+    """Synchronously stop a whole process group (an orphan of a dead run). True if something was running."""
+    if not group_alive(pgid):
+        return False
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if group_alive(pgid):
+        _signal_group(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 2
+        while group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return True

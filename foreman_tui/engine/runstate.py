@@ -1,0 +1,151 @@
+"""foreman's own run detail, beside the map's ``state`` (which stays schema-valid): per node the phase,
+attempts, failure counts, session, pause; per stage whether it passed. Kept in ``.foreman/run.json``,
+written atomically on every change. Also the run lock and the worker pid files that let a new run stop
+the orphans of a dead one."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..map.store import atomic_write
+from .process import stop_group_now
+
+Phase = Literal["pending", "running", "implemented", "reviewing", "integrating", "verified", "paused", "failed"]
+
+
+class Pause(BaseModel):
+    trigger: str
+    reason: str
+    evidence: str = ""
+    at: float = Field(default_factory=time.time)
+
+
+class NodeRun(BaseModel):
+    phase: Phase = "pending"
+    attempt: int = 0
+    """Worker attempts started so far."""
+    base: str | None = None
+    """The commit the node's work started from."""
+    head: str | None = None
+    """The node's latest commit seen."""
+    session_id: str | None = None
+    check_failures: dict[str, int] = Field(default_factory=dict)
+    """Consecutive failures per check."""
+    failure_outputs: dict[str, list[str]] = Field(default_factory=dict)
+    no_commit: int = 0
+    review_round: int = 0
+    pending_message: str | None = None
+    """Fix task or decision for the next attempt (path of the message file)."""
+    history: list[str] = Field(default_factory=list)
+    pause: Pause | None = None
+    cost_usd: float = 0.0
+
+
+class RunState(BaseModel):
+    version: int = 1
+    integration_branch: str = ""
+    isolation: str = "worktree"
+    nodes: dict[str, NodeRun] = Field(default_factory=dict)
+    stages: dict[str, str] = Field(default_factory=dict)
+    """``region:<key>`` / ``end`` → "passed" | "failed"."""
+
+    def node(self, node_id: str) -> NodeRun:
+        return self.nodes.setdefault(node_id, NodeRun())
+
+
+class RunStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "run.json"
+
+    def load(self) -> RunState | None:
+        if not self.path.exists():
+            return None
+        return RunState.model_validate_json(self.path.read_bytes())
+
+    def save(self, state: RunState) -> None:
+        atomic_write(self.path, state.model_dump_json(indent=2).encode("utf-8"))
+
+
+class AlreadyRunning(RuntimeError):
+    """Another foreman holds this repository's run lock."""
+
+
+class RunLock:
+    """One foreman per repository: an exclusive, non-blocking flock held for the run's lifetime."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "run.lock"
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise AlreadyRunning(f"another foreman is already running on this repository ({holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class PidFiles:
+    """``.foreman/pids/<node>.<role>.json``: each live worker's process group, so a new run can stop the
+    orphans of a run that died (``kill -9``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / "pids"
+
+    def record(self, node_id: str, role: str, pid: int, argv: list[str]) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{node_id}.{role}.json"
+        atomic_write(path, json.dumps({"pid": pid, "pgid": pid, "argv": argv, "started": time.time()}).encode())
+        return path
+
+    def clear(self, node_id: str, role: str) -> None:
+        (self.folder / f"{node_id}.{role}.json").unlink(missing_ok=True)
+
+    def stop_orphans(self) -> list[tuple[str, int]]:
+        """Stop every recorded process group that still runs; returns (file stem, pgid) of those stopped."""
+        stopped: list[tuple[str, int]] = []
+        if not self.folder.is_dir():
+            return stopped
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                pgid = int(record["pgid"])
+            except (OSError, ValueError, KeyError, json.JSONDecodeError):
+                path.unlink(missing_ok=True)
+                continue
+            if _looks_like(pgid, record.get("argv") or []) and stop_group_now(pgid):
+                stopped.append((path.stem, pgid))
+            path.unlink(missing_ok=True)
+        return stopped
+
+
+def _looks_like(pid: int, argv: list[str]) -> bool:
+    """Guard against a reused pid: the group leader's command line (if it still lives) must match ours."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # the leader is gone; its group (if any) can only be our orphans
+    return bool(argv) and cmdline[: len(argv)] == [a.encode() for a in argv]
