@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from datetime import datetime
@@ -23,14 +24,17 @@ def _line(event: Event) -> str:
     return f"{stamp} {who:<20} {text}"
 
 
-async def _print_events(queue: asyncio.Queue[Event], out: TextIO, as_json: bool) -> None:
-    while True:
-        event = await queue.get()
-        if as_json:
-            out.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
-        else:
-            out.write(_line(event) + "\n")
-        out.flush()
+async def _print_events(queue: asyncio.Queue[Event | None], out: TextIO, as_json: bool) -> None:
+    """Print until the end-of-run sentinel; a reader that went away (`| head`) stops the printing only."""
+    while (event := await queue.get()) is not None:
+        text = json.dumps(event.to_json(), ensure_ascii=False, default=str) if as_json else _line(event)
+        try:
+            out.write(text + "\n")
+            out.flush()
+        except BrokenPipeError:
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+            return
 
 
 async def run_headless(
@@ -49,9 +53,6 @@ async def run_headless(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await asyncio.sleep(0)
-        while not queue.empty():
-            await asyncio.sleep(0)
-        printer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await printer
+        queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(printer, 10)

@@ -101,7 +101,18 @@ def work(script: dict[str, Any], base: Path, node_id: str, attempt: int, workdir
         time.sleep(3600)
     if step.get("commit", True) and written:
         _git(workdir, "add", "--", *written)
-        _git(workdir, "commit", "-q", "-m", f"{node_id}: attempt {attempt}", "-m", f"Foreman-Node: {node_id}")
+        # Only our paths: in shared mode other workers stage files in the same index at the same time.
+        _git(
+            workdir,
+            "commit",
+            "-q",
+            "-m",
+            f"{node_id}: attempt {attempt}",
+            "-m",
+            f"Foreman-Node: {node_id}",
+            "--",
+            *written,
+        )
         print("committed", flush=True)
     return int(step.get("exit", 0))
 

@@ -240,8 +240,11 @@ class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
-        self._subscribers: list[asyncio.Queue[Event]] = []
+        if torn:  # a run killed mid-write left half a line: end it, so our first event stands on its own
+            self._handle.write("\n")
+        self._subscribers: list[asyncio.Queue[Event | None]] = []
 
     def emit(self, event: Event) -> Event:
         self._handle.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
@@ -250,8 +253,9 @@ class EventLog:
             queue.put_nowait(event)
         return event
 
-    def subscribe(self) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        """A queue of every event from now on (``None`` is left for the subscriber's own end marker)."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._subscribers.append(queue)
         return queue
 

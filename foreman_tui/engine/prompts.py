@@ -41,6 +41,8 @@ PROTOCOL = """## Protocol (foreman checks you against it)
 - Save `_checkpoints/{node_id}.json` = {{"node_id": "{node_id}", "input_from": [upstream ids], "output": {{...}}}}
   with real output data of this node on the map's test instance.
 - Commit your work (never push) with this trailer line in the message:  Foreman-Node: {node_id}
+  Commit only your own paths (`git add <paths>` then `git commit -m "…" -- <paths>`): other workers may be
+  committing in the same repository at the same time.
 - If you cannot go on without a person's decision, print this block and exit:
     HARD PAUSE: [#<n> <trigger name>]
     Node: {node_id}

@@ -615,7 +615,7 @@ class Supervisor:
         if problem:
             failures.append(("checkpoint", problem, ""))
         failed_keys = {key for key, _, _ in failures}
-        for key in list(nr.check_failures) + list(failed_keys):
+        for key in set(nr.check_failures) | failed_keys:
             if key in failed_keys:
                 nr.check_failures[key] = nr.check_failures.get(key, 0) + 1
                 outputs = nr.failure_outputs.setdefault(key, [])

@@ -1,0 +1,101 @@
+"""Helpers for end-to-end engine tests: a demo repository with an edited script, a real `foreman run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from foreman_tui.demo import create_demo
+from foreman_tui.engine.events import read_events
+
+from .conftest import REPO
+
+
+def demo_repo(
+    tmp_path: Path,
+    nodes: dict[str, Any] | None = None,
+    reviews: dict[str, list[str]] | None = None,
+    settings: str = "poll = 0.5\nstop_grace = 1\n",
+) -> Path:
+    """The demo in a fresh git repository; ``nodes`` replace entries of the scripted agent's script,
+    ``settings`` go at the top of foreman.toml. Returns the map's path."""
+    map_path = create_demo(tmp_path / "demo")
+    script_path = tmp_path / "demo" / "script" / "script.json"
+    script = json.loads(script_path.read_text())
+    script["nodes"].update(nodes or {})
+    script["reviews"].update(reviews or {})
+    script_path.write_text(json.dumps(script, indent=2))
+    toml = map_path.parent / "foreman.toml"
+    toml.write_text(settings + toml.read_text())
+    subprocess.run(["git", "commit", "-qam", "test settings"], cwd=map_path.parent, check=True)
+    return map_path
+
+
+def solution(node: str, path: str) -> str:
+    return f"@solution/{node}/{path}"
+
+
+def foreman(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "foreman_tui", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_foreman(*args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "foreman_tui", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def events(map_path: Path) -> list[dict[str, Any]]:
+    return list(read_events(map_path.parent / ".foreman" / "events.jsonl"))
+
+
+def kinds(evs: list[dict[str, Any]], kind: str, node: str | None = None) -> list[dict[str, Any]]:
+    return [e for e in evs if e["kind"] == kind and (node is None or e["node"] == node)]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll a condition on disk until it holds (events are in a file another process writes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def map_state(map_path: Path) -> dict[str, Any]:
+    return json.loads(map_path.read_text(encoding="utf-8")).get("state", {}).get("nodes", {})
+
+
+def git(map_path: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=map_path.parent, capture_output=True, text=True, check=True).stdout
