@@ -1,0 +1,102 @@
+"""The stable interface any agent gets (SPEC §5), exercised with `preset = "command"` agents written as
+small scripts, and resuming a node the map already calls implemented."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .engine_support import demo_repo, events, foreman, kinds, map_state
+
+AGENT = r'''
+import json, os, subprocess, sys
+from pathlib import Path
+record = Path(sys.argv[1])
+info = {"argv": sys.argv[2:], "cwd": os.getcwd(), "stdin_tty": sys.stdin.isatty(), "stdin": sys.stdin.read(),
+        "env": {k: v for k, v in os.environ.items() if k.startswith("FOREMAN_") or k == "PYTHONUNBUFFERED"}}
+with open(record, "a") as f:
+    f.write(json.dumps(info) + "\n")
+if os.environ["FOREMAN_ROLE"] == "reviewer":
+    print("1. OK\nCLEAN — the adder adds")
+    sys.exit(0)
+node = os.environ["FOREMAN_NODE_ID"]
+Path("adder.py").write_text("def add(a, b):\n    return a + b\n")
+Path("_checkpoints").mkdir(exist_ok=True)
+Path(f"_checkpoints/{node}.json").write_text(json.dumps({"node_id": node, "output": {"add(2,3)": 5}}))
+subprocess.run(["git", "add", "adder.py", f"_checkpoints/{node}.json"], check=True)
+subprocess.run(["git", "commit", "-qm", f"{node}\n\nForeman-Node: {node}"], check=True)
+'''
+
+MAP = {
+    "version": "0.1.0",
+    "meta": {"title": "adder"},
+    "graph": {"nodes": [{"id": "start", "label": "Start", "type": "terminal"},
+                        {"id": "add_numbers", "label": "Add", "type": "process"}],
+              "edges": [{"from": "start", "to": "add_numbers"}]},
+    "contents": {"add_numbers": {"title": "Add", "overview": "Add two numbers.", "implementation": "Files: `adder.py`",
+                                 "verify": {"core": [{"desc": "adds", "level": "L1",
+                                                      "cmd": "python -c \"import adder; assert adder.add(2, 3) == 5\""}]}}},
+}
+
+
+def test_a_command_agent_gets_the_documented_environment_placeholders_and_stdin(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "algorithm-map.json").write_text(json.dumps(MAP, indent=2) + "\n")
+    agent = tmp_path / "agent.py"
+    agent.write_text(AGENT)
+    record = tmp_path / "calls.jsonl"
+    argv = [sys.executable, str(agent), str(record), "{node_id}", "{attempt}", "{workdir}", "{prompt_file}", "{map}"]
+    (repo / "foreman.toml").write_text(
+        f"[worker]\npreset = \"command\"\nargv = {json.dumps(argv)}\n\n"
+        f"[reviewer]\npreset = \"command\"\nargv = {json.dumps(argv)}\n"
+    )
+    for args in (["init", "-q", "-b", "trunk"], ["config", "user.email", "t@t"], ["config", "user.name", "t"],
+                 ["add", "-A"], ["commit", "-qm", "map"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    result = foreman("run", str(repo / "algorithm-map.json"), "--headless")
+    assert result.returncode == 0, result.stdout + result.stderr
+    worker, reviewer = [json.loads(line) for line in record.read_text().splitlines()]
+    tree = str(repo / ".foreman" / "worktrees" / "add_numbers")
+    map_path = str(repo / "algorithm-map.json")
+    env = worker["env"]
+    assert env["FOREMAN_NODE_ID"] == "add_numbers" and env["FOREMAN_ROLE"] == "worker"
+    assert env["FOREMAN_ATTEMPT"] == "1" and env["FOREMAN_MAP"] == map_path
+    assert env["FOREMAN_WORKDIR"] == tree == worker["cwd"]
+    assert "FOREMAN_MESSAGE_FILE" not in env and env["PYTHONUNBUFFERED"] == "1"
+    assert worker["argv"] == ["add_numbers", "1", tree, env["FOREMAN_PROMPT_FILE"], map_path]
+    assert worker["stdin_tty"] is False and worker["stdin"] == ""
+    prompt = Path(env["FOREMAN_PROMPT_FILE"]).read_text()
+    assert "Add two numbers." in prompt and "- adder.py" in prompt and "Foreman-Node: add_numbers" in prompt
+    assert reviewer["env"]["FOREMAN_ROLE"] == "reviewer"
+    review = Path(reviewer["env"]["FOREMAN_PROMPT_FILE"]).read_text()
+    assert "Node: add_numbers" in review and "def add(a, b):" in review and "CLEAN — no problems" in review
+    assert map_state(repo / "algorithm-map.json")["add_numbers"]["status"] == "verified"
+    log = subprocess.run(["git", "log", "--format=%s", "trunk"], cwd=repo, capture_output=True, text=True).stdout
+    assert "foreman: merge add_numbers" in log and "foreman: add_numbers verified" in log
+
+
+def test_a_node_the_map_calls_implemented_goes_straight_to_checks_and_review(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path)
+    root = map_path.parent
+    solution = tmp_path / "demo" / "script" / "solution" / "01_load_points" / "kmeans" / "points.py"
+    (root / "kmeans" / "points.py").write_text(solution.read_text())
+    (root / "_checkpoints").mkdir()
+    (root / "_checkpoints" / "01_load_points.json").write_text(
+        json.dumps({"node_id": "01_load_points", "output": {"count": 30}}))
+    doc = json.loads(map_path.read_text())
+    doc["state"] = {"nodes": {"01_load_points": {"status": "implemented"}}}
+    map_path.write_text(json.dumps(doc, indent=2) + "\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "01 done by hand"], cwd=root, check=True)
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 0, result.stdout + result.stderr
+    evs = events(map_path)
+    assert not [e for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"]
+    assert kinds(evs, "NodeRecovered", "01_load_points")[0]["detail"]["now"] == "implemented"
+    assert [e["detail"]["status"] for e in kinds(evs, "CheckFinished", "01_load_points") if e["detail"]["cmd"]] == [
+        "pass"]
+    assert kinds(evs, "ReviewFinished", "01_load_points")[0]["detail"]["verdict"] == "CLEAN"
+    assert map_state(map_path)["01_load_points"]["status"] == "verified"
