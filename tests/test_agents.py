@@ -16,8 +16,15 @@ DATA = Path(__file__).parent / "data"
 
 
 def ctx(tmp_path: Path, **extra: object) -> AgentContext:
-    fields: dict = {"node_id": "01_load_points", "role": "worker", "attempt": 1, "map_path": tmp_path / "m.json",
-                    "workdir": tmp_path, "prompt_file": tmp_path / "prompt-1.md", "files": ("kmeans/points.py",)}
+    fields: dict = {
+        "node_id": "01_load_points",
+        "role": "worker",
+        "attempt": 1,
+        "map_path": tmp_path / "m.json",
+        "workdir": tmp_path,
+        "prompt_file": tmp_path / "prompt-1.md",
+        "files": ("kmeans/points.py",),
+    }
     fields.update(extra)
     return AgentContext(**fields)
 
@@ -33,7 +40,7 @@ def test_claude_first_run_and_resume(tmp_path: Path) -> None:
     agent = make_agent(AgentSettings(preset="claude", model="sonnet", args=["--max-turns", "30"]))
     first = agent.command(ctx(tmp_path))
     assert first.argv[:5] == ["claude", "-p", "--output-format", "stream-json", "--verbose"]
-    assert ["--model", "sonnet"] == first.argv[5:7] and first.argv[-2:] == ["--max-turns", "30"]
+    assert first.argv[5:7] == ["--model", "sonnet"] and first.argv[-2:] == ["--max-turns", "30"]
     assert "--resume" not in first.argv and first.stdin == tmp_path / "prompt-1.md"
     message = tmp_path / "message-2.md"
     again = agent.command(ctx(tmp_path, attempt=2, message_file=message, session_id="4f1c"))
@@ -45,8 +52,11 @@ def test_claude_stream_json_is_read_into_steps_files_session_and_cost() -> None:
     report = feed("claude", "claude_stream.jsonl")
     assert report.session_id == "4f1c2d9e-7a31-4bb0-9c55-2f0e8d1a6b77"
     assert report.cost_usd == 0.0831 and report.turns == 7
-    assert report.steps == ["Write /work/tree/kmeans/points.py", "Bash: python -m unittest tests/test_points.py",
-                            "Edit kmeans/points.py"]
+    assert report.steps == [
+        "Write /work/tree/kmeans/points.py",
+        "Bash: python -m unittest tests/test_points.py",
+        "Edit kmeans/points.py",
+    ]
     assert report.files == ["/work/tree/kmeans/points.py", "kmeans/points.py"]
     assert report.text() == "Done: load_points implemented, checkpoint saved, committed."
 
@@ -90,8 +100,9 @@ def test_aider_gets_the_prompt_file_and_the_owned_files(tmp_path: Path) -> None:
 
 def test_command_template_placeholders_stay_single_arguments(tmp_path: Path) -> None:
     tricky = tmp_path / "a dir; rm -rf ~" / "prompt $(x).md"
-    agent = make_agent(AgentSettings(preset="command",
-                                     argv=["my-agent", "--task={prompt_file}", "{node_id}", "{attempt}", "{map}"]))
+    agent = make_agent(
+        AgentSettings(preset="command", argv=["my-agent", "--task={prompt_file}", "{node_id}", "{attempt}", "{map}"])
+    )
     inv = agent.command(ctx(tmp_path, prompt_file=tricky, attempt=3))
     assert inv.argv == ["my-agent", f"--task={tricky}", "01_load_points", "3", str(tmp_path / "m.json")]
     assert fill("{message_file}|{workdir}", ctx(tmp_path).values()) == f"|{tmp_path}"
@@ -110,8 +121,12 @@ def test_scripted_preset_runs_this_python() -> None:
 
 @pytest.mark.parametrize(
     ("text", "verdict"),
-    [("CLEAN — no problems", "CLEAN"), ("notes\n**FLAG — [1] wrong algorithm**", "FLAG"), ("looks fine", "NONE"),
-     ("1. OK\nCLEAN", "CLEAN")],
+    [
+        ("CLEAN — no problems", "CLEAN"),
+        ("notes\n**FLAG — [1] wrong algorithm**", "FLAG"),
+        ("looks fine", "NONE"),
+        ("1. OK\nCLEAN", "CLEAN"),
+    ],
 )
 def test_verdict_is_the_first_clean_or_flag_line(text: str, verdict: str) -> None:
     assert parse_verdict(text)[0] == verdict

@@ -68,6 +68,9 @@ def test_demo_runs_headless_to_all_verified(tmp_path: Path) -> None:
     assert all(state[n]["status"] == "verified" for n in DEMO_PROCESS)
     assert state["06_converged"]["status"] == "verified"
     assert state["04_assign"]["verify_results"]["core"] == [True]
+    # Checks without a command take the worker's self-report from its checkpoint, else stay null.
+    assert state["01_load_points"]["verify_results"] == {"pre": [True], "core": [True, True], "post": [True]}
+    assert state["04_assign"]["verify_results"]["post"] == [None]
     assert (map_path.parent / "kmeans" / "report.py").read_text().count("def ") == 2
 
 
@@ -212,6 +215,8 @@ def test_a_merge_conflict_is_aborted_and_pauses_the_node(tmp_path: Path) -> None
     winner = ({"01_load_points", "02_vector_math"} - {loser}).pop()
     assert kinds(evs, "NodePaused", loser)[0]["detail"]["trigger"] == "merge conflict"
     assert kinds(evs, "ScopeViolated", loser)[0]["detail"]["files"] == ["NOTES.md"]
+    review_input = (map_path.parent / ".foreman" / "runs" / loser / "review-1.md").read_text()
+    assert "NOTE (scope): these files were changed outside the node's owned files: NOTES.md" in review_input
     root = map_path.parent
     assert not (root / ".git" / "MERGE_HEAD").exists()
     assert git(map_path, "diff", "--name-only", "--diff-filter=U") == ""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .engine_support import demo_repo, events, foreman, kinds, map_state
 
-AGENT = r'''
+AGENT = r"""
 import json, os, subprocess, sys
 from pathlib import Path
 record = Path(sys.argv[1])
@@ -27,17 +27,30 @@ Path("_checkpoints").mkdir(exist_ok=True)
 Path(f"_checkpoints/{node}.json").write_text(json.dumps({"node_id": node, "output": {"add(2,3)": 5}}))
 subprocess.run(["git", "add", "adder.py", f"_checkpoints/{node}.json"], check=True)
 subprocess.run(["git", "commit", "-qm", f"{node}\n\nForeman-Node: {node}"], check=True)
-'''
+"""
 
 MAP = {
     "version": "0.1.0",
     "meta": {"title": "adder"},
-    "graph": {"nodes": [{"id": "start", "label": "Start", "type": "terminal"},
-                        {"id": "add_numbers", "label": "Add", "type": "process"}],
-              "edges": [{"from": "start", "to": "add_numbers"}]},
-    "contents": {"add_numbers": {"title": "Add", "overview": "Add two numbers.", "implementation": "Files: `adder.py`",
-                                 "verify": {"core": [{"desc": "adds", "level": "L1",
-                                                      "cmd": "python -c \"import adder; assert adder.add(2, 3) == 5\""}]}}},
+    "graph": {
+        "nodes": [
+            {"id": "start", "label": "Start", "type": "terminal"},
+            {"id": "add_numbers", "label": "Add", "type": "process"},
+        ],
+        "edges": [{"from": "start", "to": "add_numbers"}],
+    },
+    "contents": {
+        "add_numbers": {
+            "title": "Add",
+            "overview": "Add two numbers.",
+            "implementation": "Files: `adder.py`",
+            "verify": {
+                "core": [
+                    {"desc": "adds", "level": "L1", "cmd": 'python -c "import adder; assert adder.add(2, 3) == 5"'}
+                ]
+            },
+        }
+    },
 }
 
 
@@ -50,11 +63,16 @@ def test_a_command_agent_gets_the_documented_environment_placeholders_and_stdin(
     record = tmp_path / "calls.jsonl"
     argv = [sys.executable, str(agent), str(record), "{node_id}", "{attempt}", "{workdir}", "{prompt_file}", "{map}"]
     (repo / "foreman.toml").write_text(
-        f"[worker]\npreset = \"command\"\nargv = {json.dumps(argv)}\n\n"
-        f"[reviewer]\npreset = \"command\"\nargv = {json.dumps(argv)}\n"
+        f'[worker]\npreset = "command"\nargv = {json.dumps(argv)}\n\n'
+        f'[reviewer]\npreset = "command"\nargv = {json.dumps(argv)}\n'
     )
-    for args in (["init", "-q", "-b", "trunk"], ["config", "user.email", "t@t"], ["config", "user.name", "t"],
-                 ["add", "-A"], ["commit", "-qm", "map"]):
+    for args in (
+        ["init", "-q", "-b", "trunk"],
+        ["config", "user.email", "t@t"],
+        ["config", "user.name", "t"],
+        ["add", "-A"],
+        ["commit", "-qm", "map"],
+    ):
         subprocess.run(["git", *args], cwd=repo, check=True)
     result = foreman("run", str(repo / "algorithm-map.json"), "--headless")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -85,7 +103,8 @@ def test_a_node_the_map_calls_implemented_goes_straight_to_checks_and_review(tmp
     (root / "kmeans" / "points.py").write_text(solution.read_text())
     (root / "_checkpoints").mkdir()
     (root / "_checkpoints" / "01_load_points.json").write_text(
-        json.dumps({"node_id": "01_load_points", "output": {"count": 30}}))
+        json.dumps({"node_id": "01_load_points", "output": {"count": 30}})
+    )
     doc = json.loads(map_path.read_text())
     doc["state"] = {"nodes": {"01_load_points": {"status": "implemented"}}}
     map_path.write_text(json.dumps(doc, indent=2) + "\n")
@@ -97,6 +116,7 @@ def test_a_node_the_map_calls_implemented_goes_straight_to_checks_and_review(tmp
     assert not [e for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"]
     assert kinds(evs, "NodeRecovered", "01_load_points")[0]["detail"]["now"] == "implemented"
     assert [e["detail"]["status"] for e in kinds(evs, "CheckFinished", "01_load_points") if e["detail"]["cmd"]] == [
-        "pass"]
+        "pass"
+    ]
     assert kinds(evs, "ReviewFinished", "01_load_points")[0]["detail"]["verdict"] == "CLEAN"
     assert map_state(map_path)["01_load_points"]["status"] == "verified"

@@ -83,8 +83,10 @@ def test_a_timeout_stops_the_whole_group(tmp_path: Path) -> None:
 
 
 def test_a_term_ignoring_child_is_killed_after_the_grace(tmp_path: Path) -> None:
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " \
-           "time.sleep(300)"
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+        "time.sleep(300)"
+    )
     proc = child(tmp_path, code)
 
     async def go() -> float:
