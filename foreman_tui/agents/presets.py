@@ -91,8 +91,8 @@ def _tool_summary(name: str, args: dict[str, Any]) -> tuple[str, str | None]:
     return f"{name} {json.dumps(args, ensure_ascii=False)[:200]}", None
 
 
-class ClaudeStreamParser(OutputParser):
-    """``claude -p --output-format stream-json --verbose``: system/init, assistant, user, result lines."""
+class JsonLinesParser(OutputParser):
+    """Agents that print one JSON object per line; other stdout lines are kept as plain text."""
 
     def feed(self, stream: str, line: str) -> None:
         if stream != "stdout":
@@ -102,8 +102,17 @@ class ClaudeStreamParser(OutputParser):
         except json.JSONDecodeError:
             super().feed(stream, line)
             return
-        if not isinstance(data, dict):
-            return
+        if isinstance(data, dict):
+            self.handle(data)
+
+    def handle(self, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class ClaudeStreamParser(JsonLinesParser):
+    """``claude -p --output-format stream-json --verbose``: system/init, assistant, user, result lines."""
+
+    def handle(self, data: dict[str, Any]) -> None:
         report = self.report
         kind = data.get("type")
         report.session_id = data.get("session_id") or data.get("sessionId") or report.session_id
@@ -124,18 +133,10 @@ class ClaudeStreamParser(OutputParser):
                 report.errors.append(str(data.get("subtype") or "error"))
 
 
-class CodexJsonParser(OutputParser):
+class CodexJsonParser(JsonLinesParser):
     """``codex exec --json``: thread.started, item.* (agent_message, command_execution, file_change), turn.*"""
 
-    def feed(self, stream: str, line: str) -> None:
-        if stream != "stdout":
-            return
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            return
-        if not isinstance(data, dict):
-            return
+    def handle(self, data: dict[str, Any]) -> None:
         report = self.report
         kind = data.get("type")
         if kind in ("thread.started", "thread.resumed"):
@@ -160,18 +161,10 @@ class CodexJsonParser(OutputParser):
             report.errors.append(str(error.get("message") if isinstance(error, dict) else error or data))
 
 
-class GeminiStreamParser(OutputParser):
+class GeminiStreamParser(JsonLinesParser):
     """``gemini --output-format stream-json``: init, message, tool_use, tool_result, error, result."""
 
-    def feed(self, stream: str, line: str) -> None:
-        if stream != "stdout":
-            return
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            return
-        if not isinstance(data, dict):
-            return
+    def handle(self, data: dict[str, Any]) -> None:
         report = self.report
         kind = data.get("type")
         if kind == "init":

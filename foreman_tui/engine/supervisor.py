@@ -25,7 +25,7 @@ from ..agents.presets import Agent, AgentContext, make_agent
 from ..config import Settings
 from ..map.model import NodeState, State
 from ..map.store import MapStore, atomic_write, foreman_dir
-from .checks import run_check
+from .checks import CheckOutcome, run_check
 from .events import (
     AgentReported,
     AttemptFailed,
@@ -581,21 +581,7 @@ class Supervisor:
             log = self.home / "logs" / node / f"check-{nr.attempt}-{check.phase}{check.index}.log"
             outcome = await run_check(check.item.cmd or "", tree, env, self.settings.check_timeout, log)
             results[check.phase][check.index] = outcome.status == "pass"
-            self.emit(
-                CheckFinished(
-                    node=node,
-                    level="L1",
-                    check=key,
-                    desc=check.item.desc,
-                    status=outcome.status,
-                    cmd=check.item.cmd,
-                    duration=outcome.duration,
-                    exit_code=outcome.exit_code,
-                    reason=outcome.reason,
-                    output_tail=outcome.output_tail,
-                    attempt=nr.attempt,
-                )
-            )
+            self.emit(_check_event(node, "L1", key, check, outcome, nr.attempt))
             if outcome.status == "fail":
                 failures.append(
                     (key, f"`{check.item.cmd}` ({check.item.desc}) failed: {outcome.reason}", outcome.output_tail)
@@ -789,20 +775,7 @@ class Supervisor:
                 f"{check.phase}{check.index}.log"
             )
             outcome = await run_check(check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log)
-            self.emit(
-                CheckFinished(
-                    node=owner,
-                    level=level,
-                    check=name,
-                    desc=check.item.desc,
-                    status=outcome.status,
-                    cmd=check.item.cmd,
-                    duration=outcome.duration,
-                    exit_code=outcome.exit_code,
-                    reason=outcome.reason,
-                    output_tail=outcome.output_tail,
-                )
-            )
+            self.emit(_check_event(owner, level, name, check, outcome))
             if outcome.status == "fail":
                 failed.append(name)
             if not check.owner.startswith("region:"):
@@ -883,6 +856,24 @@ class Supervisor:
             )
         )
         return passed
+
+
+def _check_event(
+    owner: str, level: str, name: str, check: CheckRef, outcome: CheckOutcome, attempt: int | None = None
+) -> CheckFinished:
+    return CheckFinished(
+        node=owner,
+        level=level,
+        check=name,
+        desc=check.item.desc,
+        status=outcome.status,
+        cmd=check.item.cmd,
+        duration=outcome.duration,
+        exit_code=outcome.exit_code,
+        reason=outcome.reason,
+        output_tail=outcome.output_tail,
+        attempt=attempt,
+    )
 
 
 @dataclass(frozen=True, slots=True)
