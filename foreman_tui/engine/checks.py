@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .events import CheckFinished
 from .process import ChildProcess
+from .project import CheckRef
 
 TAIL_LINES = 40
 
@@ -41,3 +43,21 @@ async def run_check(cmd: str, cwd: Path, env: Mapping[str, str], timeout: float,
     if result.exit_code != 0:
         return CheckOutcome("fail", result.duration, result.exit_code, tail, f"exit status {result.exit_code}")
     return CheckOutcome("pass", result.duration, 0, tail)
+
+
+def check_event(
+    owner: str, level: str, name: str, check: CheckRef, outcome: CheckOutcome, attempt: int | None = None
+) -> CheckFinished:
+    return CheckFinished(
+        node=owner,
+        level=level,
+        check=name,
+        desc=check.item.desc,
+        status=outcome.status,
+        cmd=check.item.cmd,
+        duration=outcome.duration,
+        exit_code=outcome.exit_code,
+        reason=outcome.reason,
+        output_tail=outcome.output_tail,
+        attempt=attempt,
+    )

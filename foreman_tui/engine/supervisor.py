@@ -13,60 +13,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import re
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..agents.presets import Agent, AgentContext, make_agent
-from ..config import Settings
 from ..map.model import NodeState, State
-from ..map.store import MapStore, atomic_write, foreman_dir
-from .checks import CheckOutcome, run_check
+from .checks import check_event, run_check
+from .context import FailedStart
 from .events import (
     AgentReported,
     AttemptFailed,
-    BenchmarkRan,
     CheckFinished,
     CommitDetected,
     DecisionVerified,
-    Event,
-    EventLog,
-    FixTaskSent,
     MergeConflicted,
     NodeMerged,
-    NodePaused,
     NodeRecovered,
     NodeVerified,
     OrphanStopped,
-    ReviewFinished,
     RunFinished,
     RunStarted,
-    ScopeViolated,
-    StageFinished,
-    WorkerExited,
-    WorkerStarted,
 )
 from .gitrepo import BRANCH_PREFIX, CommitInfo, Repo
-from .process import ChildProcess
-from .project import CheckRef, Project
+from .project import CheckRef
 from .prompts import (
     checkpoint_problem,
-    code_files_text,
-    fix_message,
-    parse_verdict,
-    review_prompt,
     worker_prompt,
 )
-from .runstate import NodeRun, Pause, PidFiles, RunLock, RunState, RunStore
-from .scheduler import Wait, next_batch, ready_nodes
+from .review import Reviews
+from .runstate import NodeRun, RunState
+from .scheduler import next_batch, ready_nodes
+from .stages import Stages
 from .watcher import CommitMonitor
 
 PAUSE_MARKERS = ("HARD PAUSE:", "硬暂停：", "硬暂停:")
-TEST_PATH = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[a-z]+$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,84 +60,8 @@ class Outcome:
         return {"complete": 0, "paused": 3, "stopped": 3}.get(self.status, 1)
 
 
-class Supervisor:
-    def __init__(self, project: Project, settings: Settings | None = None, *, use_fs_events: bool = True) -> None:
-        self.project = project
-        self.settings = settings or project.settings
-        self.graph = project.graph
-        self.map_path = project.doc.path or Path("algorithm-map.json").resolve()
-        self.project_dir = self.map_path.parent
-        self.home = foreman_dir(self.project_dir)
-        self.events = EventLog(self.home / "events.jsonl")
-        self.store = MapStore(self.map_path)
-        self.runs = RunStore(self.home)
-        self.lock = RunLock(self.home)
-        self.pids = PidFiles(self.home)
-        self.worker: Agent = make_agent(self.settings.worker)
-        self.reviewer: Agent = make_agent(self.settings.reviewer)
-        self.use_fs_events = use_fs_events
-        self.state = RunState()
-        self.waits: list[Wait] = []
-        self.children: dict[str, ChildProcess] = {}
-        self.on_output: Callable[[str, str, str], None] | None = None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._merge_lock = asyncio.Lock()
-        self._stopping = False
-        self._repo: Repo | None = None
-        self._monitor: CommitMonitor | None = None
-
-    # --------------------------------------------------------------------------------------- plumbing
-
-    @property
-    def repo(self) -> Repo:
-        assert self._repo is not None
-        return self._repo
-
-    def emit(self, event: Event) -> Event:
-        return self.events.emit(event)
-
-    def save(self) -> None:
-        self.runs.save(self.state)
-
-    def _rel_project(self) -> Path:
-        return self.project_dir.relative_to(self.repo.root)
-
-    def tree_of(self, node_id: str) -> Path:
-        """The project folder as the node's worker sees it."""
-        if self.state.isolation == "worktree" and self.state.node(node_id).base is not None:
-            return self.home / "worktrees" / node_id / self._rel_project()
-        return self.project_dir
-
-    def _worktree_root(self, node_id: str) -> Path:
-        return self.home / "worktrees" / node_id
-
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        # Checks and agents run with the Python environment foreman runs in (`python` = this interpreter's).
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        for key in [k for k in env if k.startswith("FOREMAN_")]:
-            del env[key]
-        return env
-
-    def _node_files(self, node_id: str) -> tuple[str, ...]:
-        return self.project.owned[node_id].files
-
-    def _write(self, path: Path, text: str) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, text.encode("utf-8"))
-        return path
-
-    def _map_state(self, changes: dict[str, dict[str, Any]]) -> None:
-        self.store.set_states(changes)
-
-    def request_stop(self) -> None:
-        """Stop scheduling and stop running workers; the run ends "stopped" and resumes next time."""
-        self._stopping = True
-        for task in self._tasks.values():
-            task.cancel()
-
-    # ---------------------------------------------------------------------------------------- startup
+class Supervisor(Stages, Reviews):
+    """Runs a map to verified code; see the module docstring. ``run()`` once per instance."""
 
     def _prepare(self) -> None:
         self.lock.acquire()
@@ -242,9 +146,6 @@ class Supervisor:
 
     # ------------------------------------------------------------------------------------------- loop
 
-    def _verified(self) -> set[str]:
-        return {n for n in self.graph.process_order if self.state.node(n).phase == "verified"}
-
     def _start_ready(self) -> None:
         if self._stopping:
             return
@@ -306,15 +207,6 @@ class Supervisor:
         self.save()
         self.emit(RunFinished(outcome=status, verified=len(verified), total=total, paused=paused))
         return Outcome(status, len(verified), total)
-
-    def _pause(self, node: str, trigger: str, reason: str, evidence: str = "") -> None:
-        nr = self.state.node(node)
-        nr.phase = "paused"
-        nr.pause = Pause(trigger=trigger, reason=reason, evidence=evidence[-8000:])
-        self.save()
-        self.emit(NodePaused(node=node, trigger=trigger, reason=reason, evidence=evidence[-2000:]))
-
-    # ------------------------------------------------------------------------------------- one node
 
     async def _drive(self, node: str) -> None:
         nr = self.state.node(node)
@@ -383,93 +275,6 @@ class Supervisor:
             )
         )
 
-    def _message_path(self, node: str, name: str) -> Path:
-        return self.home / "runs" / node / name
-
-    async def _run_agent(
-        self,
-        node: str,
-        agent: Agent,
-        role: str,
-        attempt: int,
-        prompt: Path,
-        message: Path | None,
-        log: Path,
-        timeout: float,
-    ) -> tuple[Any, Any]:
-        """Start one agent process, wait for it (stopping it at ``timeout``), and return (result, report)."""
-        nr = self.state.node(node)
-        tree = self.tree_of(node)
-        ctx = AgentContext(
-            node,
-            role,
-            attempt,
-            self.map_path,
-            tree,
-            prompt,
-            message,
-            nr.session_id if role == "worker" else None,
-            self._node_files(node),
-        )
-        invocation = agent.command(ctx)
-        env = self._env() | {
-            "FOREMAN_NODE_ID": node,
-            "FOREMAN_MAP": str(self.map_path),
-            "FOREMAN_WORKDIR": str(tree),
-            "FOREMAN_PROMPT_FILE": str(prompt),
-            "FOREMAN_ATTEMPT": str(attempt),
-            "FOREMAN_ROLE": role,
-        }
-        if message is not None:
-            env["FOREMAN_MESSAGE_FILE"] = str(message)
-        parser = agent.parser()
-
-        def on_line(stream: str, line: str) -> None:
-            parser.feed(stream, line)
-            if self.on_output is not None:
-                self.on_output(node, stream, line)
-
-        child = ChildProcess(invocation.argv, tree, env, log, invocation.stdin, on_line=on_line)
-        key = f"{node}.{role}"
-        try:
-            pid = await child.start()
-        except OSError as exc:
-            return _FailedStart(str(exc)), parser.report
-        self.children[key] = child
-        self.pids.record(node, role, pid, invocation.argv)
-        self.emit(
-            WorkerStarted(
-                node=node,
-                role=role,
-                attempt=attempt,
-                pid=pid,
-                argv=invocation.argv,
-                workdir=str(tree),
-                log=str(log),
-                resume=invocation.resumed,
-            )
-        )
-        try:
-            result = await child.wait(timeout)
-        except asyncio.CancelledError:
-            await asyncio.shield(child.stop(self.settings.stop_grace))
-            raise
-        finally:
-            self.children.pop(key, None)
-            self.pids.clear(node, role)
-        self.emit(
-            WorkerExited(
-                node=node,
-                role=role,
-                attempt=attempt,
-                exit_code=result.exit_code,
-                duration=result.duration,
-                timed_out=result.timed_out,
-                stopped=result.stopped,
-            )
-        )
-        return result, parser.report
-
     async def _attempt(self, node: str) -> str:
         """One worker attempt: "committed", "retry" or "paused"."""
         nr = self.state.node(node)
@@ -521,7 +326,7 @@ class Supervisor:
         if block:
             self._pause(node, "worker asked", block.splitlines()[0], block)
             return "paused"
-        if isinstance(result, _FailedStart):
+        if isinstance(result, FailedStart):
             reason = f"the agent could not start: {result.message}"
         elif result.timed_out:
             reason = f"timed out after {self.settings.timeout:g}s and was stopped"
@@ -581,7 +386,7 @@ class Supervisor:
             log = self.home / "logs" / node / f"check-{nr.attempt}-{check.phase}{check.index}.log"
             outcome = await run_check(check.item.cmd or "", tree, env, self.settings.check_timeout, log)
             results[check.phase][check.index] = outcome.status == "pass"
-            self.emit(_check_event(node, "L1", key, check, outcome, nr.attempt))
+            self.emit(check_event(node, "L1", key, check, outcome, nr.attempt))
             if outcome.status == "fail":
                 failures.append(
                     (key, f"`{check.item.cmd}` ({check.item.desc}) failed: {outcome.reason}", outcome.output_tail)
@@ -627,80 +432,6 @@ class Supervisor:
         details = "\n\n".join(f"## {d}\n```\n{e.rstrip()}\n```" if e else f"## {d}" for _, d, e in failures)
         self._send_fix(node, "Some checks failed.", details)
         return False
-
-    def _send_fix(self, node: str, reason: str, details: str) -> None:
-        nr = self.state.node(node)
-        text = fix_message(reason, details, nr.history)
-        path = self._write(self._message_path(node, f"message-{nr.attempt + 1}.md"), text)
-        nr.pending_message = str(path)
-        nr.history.append(f"attempt {nr.attempt}: {reason}")
-        self.save()
-        self.emit(
-            FixTaskSent(
-                node=node,
-                attempt=nr.attempt + 1,
-                reason=reason,
-                message_file=str(path),
-                resume=bool(self.worker.resumable and nr.session_id),
-            )
-        )
-
-    def _scope(self, node: str) -> tuple[list[str], list[str]]:
-        """(owned files that exist, files the node changed outside its scope), project-relative."""
-        nr = self.state.node(node)
-        owned = list(self._node_files(node))
-        outside: list[str] = []
-        if nr.base and nr.head and nr.base != nr.head:
-            rel = self._rel_project().as_posix()
-            prefix = "" if rel == "." else rel + "/"
-            if self.state.isolation == "worktree":
-                changed = self.repo.changed_files(nr.base, nr.head)
-            else:
-                changed = self.repo.changed_files_of([c.sha for c in self.repo.trailer_commits(nr.base, node)])
-            allowed = set(owned) | {f"_checkpoints/{node}.json"}
-            for path in changed:
-                local = path[len(prefix) :] if path.startswith(prefix) else path
-                if local not in allowed and not TEST_PATH.search(local):
-                    outside.append(local)
-        return owned, outside
-
-    async def _review(self, node: str) -> str:
-        """Run the reviewer. "clean", "fix" (a fix task was sent) or "paused"."""
-        nr = self.state.node(node)
-        for _ in range(2):  # one retry when the reviewer gives no verdict
-            nr.review_round += 1
-            round_ = nr.review_round
-            if round_ > self.settings.review_rounds + 1:
-                self._pause(node, "review rounds exhausted", f"{round_ - 1} reviews without CLEAN")
-                return "paused"
-            owned, outside = await asyncio.to_thread(self._scope, node)
-            if outside:
-                self.emit(ScopeViolated(node=node, files=outside))
-            content = self.project.doc.content(node)
-            code = await asyncio.to_thread(code_files_text, self.tree_of(node), owned, outside)
-            prompt = self._write(
-                self._message_path(node, f"review-{round_}.md"),
-                review_prompt(node, content.how_text if content else "", code),
-            )
-            log = self.home / "logs" / node / f"review-{round_}.log"
-            _, report = await self._run_agent(
-                node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout
-            )
-            verdict, text = parse_verdict(report.text())
-            self.save()
-            self.emit(ReviewFinished(node=node, round=round_, verdict=verdict, text=text))
-            if verdict == "CLEAN":
-                return "clean"
-            if verdict == "FLAG":
-                if round_ >= self.settings.review_rounds:
-                    self._pause(node, "review rounds exhausted", f"still flagged after {round_} reviews: {text}")
-                    return "paused"
-                self._send_fix(node, "The reviewer flagged the code.", text)
-                return "fix"
-        self._pause(
-            node, "review failed", "the reviewer gave no CLEAN/FLAG verdict twice", "\n".join(report.lines[-40:])
-        )
-        return "paused"
 
     async def _integrate(self, node: str) -> None:
         nr = self.state.node(node)
@@ -756,145 +487,9 @@ class Supervisor:
 
     # ----------------------------------------------------------------------------------------- stages
 
-    async def _run_checks(self, owner: str, level: str, checks: list[CheckRef]) -> list[str]:
-        """Run stage checks in the main tree; returns the failed check names."""
-        failed = []
-        env = self._env()
-        results: dict[str, dict[str, list[bool | None]]] = {}
-        for check in checks:
-            name = f"{check.owner} {check.phase}[{check.index}]"
-            if not check.runnable:
-                self.emit(
-                    CheckFinished(
-                        node=owner, level=level, check=name, desc=check.item.desc, status="skipped", reason="no command"
-                    )
-                )
-                continue
-            log = (
-                self.home / "logs" / owner.replace(":", "_") / f"{level}-{check.owner.replace(':', '_')}-"
-                f"{check.phase}{check.index}.log"
-            )
-            outcome = await run_check(check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log)
-            self.emit(_check_event(owner, level, name, check, outcome))
-            if outcome.status == "fail":
-                failed.append(name)
-            if not check.owner.startswith("region:"):
-                current = self._current_results(check.owner)
-                current[check.phase][check.index] = outcome.status == "pass"
-                results[check.owner] = current
-        if results:
-            await asyncio.to_thread(self._map_state, {n: {"verify_results": r} for n, r in results.items()})
-        return failed
-
-    def _current_results(self, node: str) -> dict[str, list[bool | None]]:
-        raw = self.store.read().get("state", {}).get("nodes", {}).get(node, {}).get("verify_results", {})
-        content = self.project.doc.content(node)
-        verify = content.verify if content is not None else None
-        out: dict[str, list[bool | None]] = {}
-        for phase in ("pre", "core", "post"):
-            size = len(getattr(verify, phase)) if verify else 0
-            values = list(raw.get(phase, []))[:size]
-            out[phase] = values + [None] * (size - len(values))
-        return out
-
-    async def _run_stages(self) -> None:
-        verified = self._verified()
-        for region in self.graph.regions:
-            key = f"region:{region.key}"
-            if key in self.state.stages or not self.graph.region_complete(region, verified):
-                continue
-            checks = self.project.region_checks(region.index)
-            failed = await self._run_checks(key, "L2", checks)
-            self.state.stages[key] = "failed" if failed else "passed"
-            self.save()
-            self.emit(StageFinished(node=key, stage="L2", passed=not failed, checks=len(checks), failed=failed))
-            await self._commit_map(f"foreman: L2 {'failed' if failed else 'passed'} for region {region.label}")
-            if failed:
-                self._pause(key, "L2 failed", f'region "{region.label}": {", ".join(failed)} failed')
-        process = self.graph.process_order
-        if process and len(verified) == len(process) and "end" not in self.state.stages:
-            checks = self.project.end_checks()
-            failed = await self._run_checks("end", "L3", checks)
-            bench_ok = await self._benchmark()
-            self.state.stages["end"] = "failed" if failed or not bench_ok else "passed"
-            self.save()
-            self.emit(
-                StageFinished(
-                    node="end",
-                    stage="L3",
-                    passed=not failed and bench_ok,
-                    checks=len(checks),
-                    failed=failed + ([] if bench_ok else ["benchmark"]),
-                )
-            )
-            await self._commit_map(f"foreman: L3 {'failed' if failed or not bench_ok else 'passed'}")
-            if failed or not bench_ok:
-                self._pause("end", "L3 failed", ", ".join(failed + ([] if bench_ok else ["benchmark"])) + " failed")
-
-    async def _commit_map(self, message: str) -> None:
-        async with self._merge_lock:
-            await asyncio.to_thread(self.repo.commit_paths, [self.map_path], message)
-
-    async def _benchmark(self) -> bool:
-        bench = self.project.doc.model.meta.benchmark
-        if bench is None or not bench.cmd:
-            return True
-        log = self.home / "logs" / "end" / "benchmark.log"
-        outcome = await run_check(bench.cmd, self.project_dir, self._env(), self.settings.check_timeout, log)
-        value = _last_number(outcome.output_tail)
-        passed = outcome.status == "pass"
-        if passed and bench.known_optimal is not None:
-            passed = value is not None and abs(value - bench.known_optimal) <= 1e-6 * max(1.0, abs(bench.known_optimal))
-        self.emit(
-            BenchmarkRan(
-                node="end",
-                cmd=bench.cmd,
-                passed=passed,
-                value=value,
-                known_optimal=bench.known_optimal,
-                output_tail=outcome.output_tail[-2000:],
-            )
-        )
-        return passed
-
-
-def _check_event(
-    owner: str, level: str, name: str, check: CheckRef, outcome: CheckOutcome, attempt: int | None = None
-) -> CheckFinished:
-    return CheckFinished(
-        node=owner,
-        level=level,
-        check=name,
-        desc=check.item.desc,
-        status=outcome.status,
-        cmd=check.item.cmd,
-        duration=outcome.duration,
-        exit_code=outcome.exit_code,
-        reason=outcome.reason,
-        output_tail=outcome.output_tail,
-        attempt=attempt,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _FailedStart:
-    message: str
-    timed_out: bool = False
-    exit_code: int | None = None
-
 
 def _pause_block(lines: list[str]) -> str:
     for i, line in enumerate(lines):
         if line.strip().startswith(PAUSE_MARKERS):
             return "\n".join(lines[i : i + 12]).strip()
     return ""
-
-
-def _last_number(text: str) -> float | None:
-    """The benchmark's value: the last line of its output, when that line is a number."""
-    for line in reversed(text.strip().splitlines()):
-        try:
-            return float(line.strip())
-        except ValueError:
-            return None
-    return None

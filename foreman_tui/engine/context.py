@@ -1,0 +1,243 @@
+"""The supervisor's shared state and plumbing: paths, events, the run state, the map store, starting an
+agent process, pausing a node, sending a fix task. The node lifecycle (``supervisor.py``), the review
+(``review.py``) and the stages (``stages.py``) build on it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..agents.presets import Agent, AgentContext, make_agent
+from ..config import Settings
+from ..map.store import MapStore, atomic_write, foreman_dir
+from .events import (
+    Event,
+    EventLog,
+    FixTaskSent,
+    NodePaused,
+    WorkerExited,
+    WorkerStarted,
+)
+from .gitrepo import Repo
+from .process import ChildProcess
+from .project import Project
+from .prompts import (
+    fix_message,
+)
+from .runstate import Pause, PidFiles, RunLock, RunState, RunStore
+from .scheduler import Wait
+from .watcher import CommitMonitor
+
+
+class RunContext:
+    def __init__(self, project: Project, settings: Settings | None = None, *, use_fs_events: bool = True) -> None:
+        self.project = project
+        self.settings = settings or project.settings
+        self.graph = project.graph
+        self.map_path = project.doc.path or Path("algorithm-map.json").resolve()
+        self.project_dir = self.map_path.parent
+        self.home = foreman_dir(self.project_dir)
+        self.events = EventLog(self.home / "events.jsonl")
+        self.store = MapStore(self.map_path)
+        self.runs = RunStore(self.home)
+        self.lock = RunLock(self.home)
+        self.pids = PidFiles(self.home)
+        self.worker: Agent = make_agent(self.settings.worker)
+        self.reviewer: Agent = make_agent(self.settings.reviewer)
+        self.use_fs_events = use_fs_events
+        self.state = RunState()
+        self.waits: list[Wait] = []
+        self.children: dict[str, ChildProcess] = {}
+        self.on_output: Callable[[str, str, str], None] | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._merge_lock = asyncio.Lock()
+        self._stopping = False
+        self._repo: Repo | None = None
+        self._monitor: CommitMonitor | None = None
+
+    # --------------------------------------------------------------------------------------- plumbing
+
+    @property
+    def repo(self) -> Repo:
+        assert self._repo is not None
+        return self._repo
+
+    def emit(self, event: Event) -> Event:
+        return self.events.emit(event)
+
+    def save(self) -> None:
+        self.runs.save(self.state)
+
+    def _rel_project(self) -> Path:
+        return self.project_dir.relative_to(self.repo.root)
+
+    def tree_of(self, node_id: str) -> Path:
+        """The project folder as the node's worker sees it."""
+        if self.state.isolation == "worktree" and self.state.node(node_id).base is not None:
+            return self.home / "worktrees" / node_id / self._rel_project()
+        return self.project_dir
+
+    def _worktree_root(self, node_id: str) -> Path:
+        return self.home / "worktrees" / node_id
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        # Checks and agents run with the Python environment foreman runs in (`python` = this interpreter's).
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        for key in [k for k in env if k.startswith("FOREMAN_")]:
+            del env[key]
+        return env
+
+    def _node_files(self, node_id: str) -> tuple[str, ...]:
+        return self.project.owned[node_id].files
+
+    def _write(self, path: Path, text: str) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, text.encode("utf-8"))
+        return path
+
+    def _map_state(self, changes: dict[str, dict[str, Any]]) -> None:
+        self.store.set_states(changes)
+
+    def request_stop(self) -> None:
+        """Stop scheduling and stop running workers; the run ends "stopped" and resumes next time."""
+        self._stopping = True
+        for task in self._tasks.values():
+            task.cancel()
+
+    # ---------------------------------------------------------------------------------------- startup
+
+    def _verified(self) -> set[str]:
+        return {n for n in self.graph.process_order if self.state.node(n).phase == "verified"}
+
+    def _pause(self, node: str, trigger: str, reason: str, evidence: str = "") -> None:
+        nr = self.state.node(node)
+        nr.phase = "paused"
+        nr.pause = Pause(trigger=trigger, reason=reason, evidence=evidence[-8000:])
+        self.save()
+        self.emit(NodePaused(node=node, trigger=trigger, reason=reason, evidence=evidence[-2000:]))
+
+    # ------------------------------------------------------------------------------------- one node
+
+    def _message_path(self, node: str, name: str) -> Path:
+        return self.home / "runs" / node / name
+
+    async def _run_agent(
+        self,
+        node: str,
+        agent: Agent,
+        role: str,
+        attempt: int,
+        prompt: Path,
+        message: Path | None,
+        log: Path,
+        timeout: float,
+    ) -> tuple[Any, Any]:
+        """Start one agent process, wait for it (stopping it at ``timeout``), and return (result, report)."""
+        nr = self.state.node(node)
+        tree = self.tree_of(node)
+        ctx = AgentContext(
+            node,
+            role,
+            attempt,
+            self.map_path,
+            tree,
+            prompt,
+            message,
+            nr.session_id if role == "worker" else None,
+            self._node_files(node),
+        )
+        invocation = agent.command(ctx)
+        env = self._env() | {
+            "FOREMAN_NODE_ID": node,
+            "FOREMAN_MAP": str(self.map_path),
+            "FOREMAN_WORKDIR": str(tree),
+            "FOREMAN_PROMPT_FILE": str(prompt),
+            "FOREMAN_ATTEMPT": str(attempt),
+            "FOREMAN_ROLE": role,
+        }
+        if message is not None:
+            env["FOREMAN_MESSAGE_FILE"] = str(message)
+        parser = agent.parser()
+
+        def on_line(stream: str, line: str) -> None:
+            parser.feed(stream, line)
+            if self.on_output is not None:
+                self.on_output(node, stream, line)
+
+        child = ChildProcess(invocation.argv, tree, env, log, invocation.stdin, on_line=on_line)
+        key = f"{node}.{role}"
+        try:
+            pid = await child.start()
+        except OSError as exc:
+            return FailedStart(str(exc)), parser.report
+        self.children[key] = child
+        self.pids.record(node, role, pid, invocation.argv)
+        self.emit(
+            WorkerStarted(
+                node=node,
+                role=role,
+                attempt=attempt,
+                pid=pid,
+                argv=invocation.argv,
+                workdir=str(tree),
+                log=str(log),
+                resume=invocation.resumed,
+            )
+        )
+        try:
+            result = await child.wait(timeout)
+        except asyncio.CancelledError:
+            await asyncio.shield(child.stop(self.settings.stop_grace))
+            raise
+        finally:
+            self.children.pop(key, None)
+            self.pids.clear(node, role)
+        self.emit(
+            WorkerExited(
+                node=node,
+                role=role,
+                attempt=attempt,
+                exit_code=result.exit_code,
+                duration=result.duration,
+                timed_out=result.timed_out,
+                stopped=result.stopped,
+            )
+        )
+        return result, parser.report
+
+    def _send_fix(self, node: str, reason: str, details: str) -> None:
+        nr = self.state.node(node)
+        text = fix_message(reason, details, nr.history)
+        path = self._write(self._message_path(node, f"message-{nr.attempt + 1}.md"), text)
+        nr.pending_message = str(path)
+        nr.history.append(f"attempt {nr.attempt}: {reason}")
+        self.save()
+        self.emit(
+            FixTaskSent(
+                node=node,
+                attempt=nr.attempt + 1,
+                reason=reason,
+                message_file=str(path),
+                resume=bool(self.worker.resumable and nr.session_id),
+            )
+        )
+
+    async def _commit_map(self, message: str) -> None:
+        async with self._merge_lock:
+            await asyncio.to_thread(self.repo.commit_paths, [self.map_path], message)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedStart:
+    """An agent that could not even be started (command not found…); stands in for its result."""
+
+    message: str
+    timed_out: bool = False
+    exit_code: int | None = None

@@ -1,0 +1,80 @@
+"""The review step: the locked template filled with the node's how and code (scope violations noted), the
+reviewer agent run, its CLEAN/FLAG verdict acted on within bounded rounds."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from .context import RunContext
+from .events import (
+    ReviewFinished,
+    ScopeViolated,
+)
+from .prompts import (
+    code_files_text,
+    parse_verdict,
+    review_prompt,
+)
+
+TEST_PATH = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[a-z]+$)")
+"""Test files a node may always touch besides its owned files."""
+
+
+class Reviews(RunContext):
+    def _scope(self, node: str) -> tuple[list[str], list[str]]:
+        """(owned files that exist, files the node changed outside its scope), project-relative."""
+        nr = self.state.node(node)
+        owned = list(self._node_files(node))
+        outside: list[str] = []
+        if nr.base and nr.head and nr.base != nr.head:
+            rel = self._rel_project().as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            if self.state.isolation == "worktree":
+                changed = self.repo.changed_files(nr.base, nr.head)
+            else:
+                changed = self.repo.changed_files_of([c.sha for c in self.repo.trailer_commits(nr.base, node)])
+            allowed = set(owned) | {f"_checkpoints/{node}.json"}
+            for path in changed:
+                local = path[len(prefix) :] if path.startswith(prefix) else path
+                if local not in allowed and not TEST_PATH.search(local):
+                    outside.append(local)
+        return owned, outside
+
+    async def _review(self, node: str) -> str:
+        """Run the reviewer. "clean", "fix" (a fix task was sent) or "paused"."""
+        nr = self.state.node(node)
+        for _ in range(2):  # one retry when the reviewer gives no verdict
+            nr.review_round += 1
+            round_ = nr.review_round
+            if round_ > self.settings.review_rounds + 1:
+                self._pause(node, "review rounds exhausted", f"{round_ - 1} reviews without CLEAN")
+                return "paused"
+            owned, outside = await asyncio.to_thread(self._scope, node)
+            if outside:
+                self.emit(ScopeViolated(node=node, files=outside))
+            content = self.project.doc.content(node)
+            code = await asyncio.to_thread(code_files_text, self.tree_of(node), owned, outside)
+            prompt = self._write(
+                self._message_path(node, f"review-{round_}.md"),
+                review_prompt(node, content.how_text if content else "", code),
+            )
+            log = self.home / "logs" / node / f"review-{round_}.log"
+            _, report = await self._run_agent(
+                node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout
+            )
+            verdict, text = parse_verdict(report.text())
+            self.save()
+            self.emit(ReviewFinished(node=node, round=round_, verdict=verdict, text=text))
+            if verdict == "CLEAN":
+                return "clean"
+            if verdict == "FLAG":
+                if round_ >= self.settings.review_rounds:
+                    self._pause(node, "review rounds exhausted", f"still flagged after {round_} reviews: {text}")
+                    return "paused"
+                self._send_fix(node, "The reviewer flagged the code.", text)
+                return "fix"
+        self._pause(
+            node, "review failed", "the reviewer gave no CLEAN/FLAG verdict twice", "\n".join(report.lines[-40:])
+        )
+        return "paused"

@@ -1,0 +1,124 @@
+"""Stages: a region's L2 checks once its process nodes are verified; the L3 checks and the benchmark once
+every node is. They run in the main tree, write the owning nodes' ``verify_results``, and commit the map."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .checks import check_event, run_check
+from .context import RunContext
+from .events import (
+    BenchmarkRan,
+    CheckFinished,
+    StageFinished,
+)
+from .project import CheckRef
+
+
+class Stages(RunContext):
+    async def _run_checks(self, owner: str, level: str, checks: list[CheckRef]) -> list[str]:
+        """Run stage checks in the main tree; returns the failed check names."""
+        failed = []
+        env = self._env()
+        results: dict[str, dict[str, list[bool | None]]] = {}
+        for check in checks:
+            name = f"{check.owner} {check.phase}[{check.index}]"
+            if not check.runnable:
+                self.emit(
+                    CheckFinished(
+                        node=owner, level=level, check=name, desc=check.item.desc, status="skipped", reason="no command"
+                    )
+                )
+                continue
+            log = (
+                self.home / "logs" / owner.replace(":", "_") / f"{level}-{check.owner.replace(':', '_')}-"
+                f"{check.phase}{check.index}.log"
+            )
+            outcome = await run_check(check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log)
+            self.emit(check_event(owner, level, name, check, outcome))
+            if outcome.status == "fail":
+                failed.append(name)
+            if not check.owner.startswith("region:"):
+                current = self._current_results(check.owner)
+                current[check.phase][check.index] = outcome.status == "pass"
+                results[check.owner] = current
+        if results:
+            await asyncio.to_thread(self._map_state, {n: {"verify_results": r} for n, r in results.items()})
+        return failed
+
+    def _current_results(self, node: str) -> dict[str, list[bool | None]]:
+        raw = self.store.read().get("state", {}).get("nodes", {}).get(node, {}).get("verify_results", {})
+        content = self.project.doc.content(node)
+        verify = content.verify if content is not None else None
+        out: dict[str, list[bool | None]] = {}
+        for phase in ("pre", "core", "post"):
+            size = len(getattr(verify, phase)) if verify else 0
+            values = list(raw.get(phase, []))[:size]
+            out[phase] = values + [None] * (size - len(values))
+        return out
+
+    async def _run_stages(self) -> None:
+        verified = self._verified()
+        for region in self.graph.regions:
+            key = f"region:{region.key}"
+            if key in self.state.stages or not self.graph.region_complete(region, verified):
+                continue
+            checks = self.project.region_checks(region.index)
+            failed = await self._run_checks(key, "L2", checks)
+            self.state.stages[key] = "failed" if failed else "passed"
+            self.save()
+            self.emit(StageFinished(node=key, stage="L2", passed=not failed, checks=len(checks), failed=failed))
+            await self._commit_map(f"foreman: L2 {'failed' if failed else 'passed'} for region {region.label}")
+            if failed:
+                self._pause(key, "L2 failed", f'region "{region.label}": {", ".join(failed)} failed')
+        process = self.graph.process_order
+        if process and len(verified) == len(process) and "end" not in self.state.stages:
+            checks = self.project.end_checks()
+            failed = await self._run_checks("end", "L3", checks)
+            bench_ok = await self._benchmark()
+            self.state.stages["end"] = "failed" if failed or not bench_ok else "passed"
+            self.save()
+            self.emit(
+                StageFinished(
+                    node="end",
+                    stage="L3",
+                    passed=not failed and bench_ok,
+                    checks=len(checks),
+                    failed=failed + ([] if bench_ok else ["benchmark"]),
+                )
+            )
+            await self._commit_map(f"foreman: L3 {'failed' if failed or not bench_ok else 'passed'}")
+            if failed or not bench_ok:
+                self._pause("end", "L3 failed", ", ".join(failed + ([] if bench_ok else ["benchmark"])) + " failed")
+
+    async def _benchmark(self) -> bool:
+        bench = self.project.doc.model.meta.benchmark
+        if bench is None or not bench.cmd:
+            return True
+        log = self.home / "logs" / "end" / "benchmark.log"
+        outcome = await run_check(bench.cmd, self.project_dir, self._env(), self.settings.check_timeout, log)
+        value = _last_number(outcome.output_tail)
+        passed = outcome.status == "pass"
+        if passed and bench.known_optimal is not None:
+            passed = value is not None and abs(value - bench.known_optimal) <= 1e-6 * max(1.0, abs(bench.known_optimal))
+        self.emit(
+            BenchmarkRan(
+                node="end",
+                cmd=bench.cmd,
+                passed=passed,
+                value=value,
+                known_optimal=bench.known_optimal,
+                output_tail=outcome.output_tail[-2000:],
+            )
+        )
+        return passed
+
+
+def _last_number(text: str) -> float | None:
+    """The benchmark's value: the last line of its output, when that line is a number."""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            return float(line.strip())
+        except ValueError:
+            return None
+    return None
