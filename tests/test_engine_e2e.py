@@ -173,10 +173,11 @@ def test_a_worker_that_never_commits_ends_paused(tmp_path: Path) -> None:
     evs = events(map_path)
     assert len(kinds(evs, "AttemptFailed", "02_vector_math")) == 2
     pause = kinds(evs, "NodePaused", "02_vector_math")[0]["detail"]
-    assert pause["trigger"] == "worker failed" and "without a commit" in pause["reason"]
+    assert pause["trigger"] == "worker failed" and "without a commit" in pause["problem"]
+    assert [o["key"] for o in pause["options"]] == ["A", "B", "C"] and "HARD PAUSE: [worker failed]" in pause["block"]
     run = json.loads((map_path.parent / ".foreman/run.json").read_text())
     assert run["nodes"]["02_vector_math"]["phase"] == "paused"
-    assert "without a commit" in run["nodes"]["02_vector_math"]["pause"]["reason"]
+    assert "without a commit" in run["nodes"]["02_vector_math"]["pause"]["problem"]
     assert map_state(map_path)["01_load_points"]["status"] == "verified"  # other work went on
     assert "03_seed_centroids" not in {e["node"] for e in kinds(evs, "WorkerStarted")}  # its dependant waited
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,13 @@ from .events import (
     WorkerStarted,
 )
 from .gitrepo import Repo
+from .pauses import Decision, Pause, engine_options
 from .process import ChildProcess
 from .project import Project
 from .prompts import (
     fix_message,
 )
-from .runstate import Pause, PidFiles, RunLock, RunState, RunStore
+from .runstate import PidFiles, RunLock, RunState, RunStore
 from .scheduler import Wait
 from .watcher import CommitMonitor
 
@@ -54,6 +55,8 @@ class RunContext:
         self.waits: list[Wait] = []
         self.children: dict[str, ChildProcess] = {}
         self.on_output: Callable[[str, str, str], None] | None = None
+        self.ask: Callable[[Pause], Awaitable[Decision | None]] | None = None
+        """How to ask a person when nothing can run until they decide (a terminal, the TUI); None: don't."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._merge_lock = asyncio.Lock()
         self._stopping = False
@@ -116,12 +119,46 @@ class RunContext:
     def _verified(self) -> set[str]:
         return {n for n in self.graph.process_order if self.state.node(n).phase == "verified"}
 
-    def _pause(self, node: str, trigger: str, reason: str, evidence: str = "") -> None:
+    def _pause(
+        self,
+        node: str,
+        trigger: str,
+        problem: str,
+        evidence: str = "",
+        tried: str = "",
+        pause: Pause | None = None,
+        suspect: str | None = None,
+    ) -> Pause:
+        """Open a hard pause on ``node`` (a node id, ``region:<key>``, ``end`` or ``map``): it stops that node
+        and what depends on it, nothing else. Engine triggers get the options of ``engine_options``."""
         nr = self.state.node(node)
+        if pause is None:
+            pause = Pause(
+                node=node,
+                trigger=trigger,
+                problem=problem,
+                tried=tried or "; ".join(nr.history[-5:]),
+                evidence=evidence[-8000:],
+                options=engine_options(trigger),
+                suspect=suspect,
+            )
         nr.phase = "paused"
-        nr.pause = Pause(trigger=trigger, reason=reason, evidence=evidence[-8000:])
+        nr.pause = pause
         self.save()
-        self.emit(NodePaused(node=node, trigger=trigger, reason=reason, evidence=evidence[-2000:]))
+        self.emit(
+            NodePaused(
+                node=node,
+                pause_id=pause.id,
+                trigger=pause.trigger,
+                problem=pause.problem,
+                tried=pause.tried,
+                evidence=pause.evidence[-4000:],
+                options=[o.model_dump() for o in pause.options],
+                source=pause.source,
+                block=pause.block(),
+            )
+        )
+        return pause
 
     # ------------------------------------------------------------------------------------- one node
 

@@ -218,12 +218,79 @@ class BenchmarkRan(Event):
 
 @dataclass(kw_only=True)
 class NodePaused(Event):
+    """A hard pause opened. ``block`` is the SPEC §6 text; ``options`` are ``{key, label, action}``."""
+
+    pause_id: str
     trigger: str
-    reason: str
+    problem: str
+    tried: str = ""
     evidence: str = ""
+    options: list[dict[str, str]] = field(default_factory=list)
+    source: str = "engine"
+    block: str = ""
 
     def describe(self) -> str:
-        return f"PAUSED [{self.trigger}] {self.reason}"
+        return f"PAUSED [{self.trigger}] {self.problem}"
+
+
+@dataclass(kw_only=True)
+class DecisionRecorded(Event):
+    pause_id: str | None
+    option: str | None
+    label: str
+    action: str
+    text: str
+    who: str
+
+    def describe(self) -> str:
+        chosen = f"{self.option}) {self.label}" if self.option else "instruction"
+        return f"decision by {self.who}: {chosen}" + (f" — {self.text}" if self.text else "")
+
+
+@dataclass(kw_only=True)
+class DecisionIgnored(Event):
+    reason: str
+
+
+@dataclass(kw_only=True)
+class NodeFailed(Event):
+    reason: str
+    dependants: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class NodeReset(Event):
+    reason: str
+
+
+@dataclass(kw_only=True)
+class DisputeRaised(Event):
+    """A worker set ``dispute`` on a verify item: shown and recorded, never silently accepted."""
+
+    check: str
+    desc: str
+    reason: str
+
+
+@dataclass(kw_only=True)
+class FeedbackRouted(Event):
+    file: str
+    note: str
+    routed_as: str  # "fix task" | "pause"
+
+
+@dataclass(kw_only=True)
+class MapReloaded(Event):
+    reason: str
+
+
+@dataclass(kw_only=True)
+class DiagnosisMade(Event):
+    """After an L2/L3 failure: the checkpoint chain walked in order, the first suspicious node named."""
+
+    stage: str
+    suspect: str | None
+    findings: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

@@ -117,6 +117,13 @@ class Repo:
     def diff_stat(self, base: str, tip: str) -> str:
         return self.repo.git.diff("--stat", base, tip) if base != tip else ""
 
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        try:
+            self.repo.git.merge_base("--is-ancestor", ancestor, descendant)
+        except git.GitCommandError:
+            return False
+        return True
+
     def is_clean(self, ignore: tuple[str, ...] = ()) -> bool:
         status = self.repo.git.status("--porcelain", "--untracked-files=no")
         return all(line[3:] in ignore for line in status.splitlines())

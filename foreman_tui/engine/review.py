@@ -11,6 +11,7 @@ from .events import (
     ReviewFinished,
     ScopeViolated,
 )
+from .pauses import REVIEW_FAILED, SPEC_DEPARTURE
 from .prompts import (
     code_files_text,
     parse_verdict,
@@ -48,7 +49,7 @@ class Reviews(RunContext):
             nr.review_round += 1
             round_ = nr.review_round
             if round_ > self.settings.review_rounds + 1:
-                self._pause(node, "review rounds exhausted", f"{round_ - 1} reviews without CLEAN")
+                self._pause(node, REVIEW_FAILED, f"{round_ - 1} reviews without CLEAN")
                 return "paused"
             owned, outside = await asyncio.to_thread(self._scope, node)
             if outside:
@@ -69,12 +70,18 @@ class Reviews(RunContext):
             if verdict == "CLEAN":
                 return "clean"
             if verdict == "FLAG":
+                if re.match(r"FLAG\W*\[?\s*1\s*\]", text):  # checklist item 1: structure does not match how
+                    self._pause(
+                        node,
+                        SPEC_DEPARTURE,
+                        f"the reviewer says the implementation departs from the how: {text}",
+                        evidence=report.text()[-4000:],
+                    )
+                    return "paused"
                 if round_ >= self.settings.review_rounds:
-                    self._pause(node, "review rounds exhausted", f"still flagged after {round_} reviews: {text}")
+                    self._pause(node, REVIEW_FAILED, f"still flagged after {round_} reviews: {text}")
                     return "paused"
                 self._send_fix(node, "The reviewer flagged the code.", text)
                 return "fix"
-        self._pause(
-            node, "review failed", "the reviewer gave no CLEAN/FLAG verdict twice", "\n".join(report.lines[-40:])
-        )
+        self._pause(node, REVIEW_FAILED, "the reviewer gave no CLEAN/FLAG verdict twice", "\n".join(report.lines[-40:]))
         return "paused"

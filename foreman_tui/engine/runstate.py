@@ -15,16 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ..map.store import atomic_write
+from .pauses import Decision, Pause
 from .process import stop_group_now
 
 Phase = Literal["pending", "running", "implemented", "reviewing", "integrating", "verified", "paused", "failed"]
-
-
-class Pause(BaseModel):
-    trigger: str
-    reason: str
-    evidence: str = ""
-    at: float = Field(default_factory=time.time)
 
 
 class NodeRun(BaseModel):
@@ -45,6 +39,12 @@ class NodeRun(BaseModel):
     """Fix task or decision for the next attempt (path of the message file)."""
     history: list[str] = Field(default_factory=list)
     pause: Pause | None = None
+    feedback: list[str] = Field(default_factory=list)
+    """Notes from a feedback file, delivered with the node's next attempt."""
+    disputes: dict[str, str] = Field(default_factory=dict)
+    """Disputes a worker raised on this node's checks (check → reason), as seen."""
+    accepted: list[str] = Field(default_factory=list)
+    """Checks a person accepted as failing (a dispute accepted), by name."""
     cost_usd: float = 0.0
 
 
@@ -54,7 +54,9 @@ class RunState(BaseModel):
     isolation: str = "worktree"
     nodes: dict[str, NodeRun] = Field(default_factory=dict)
     stages: dict[str, str] = Field(default_factory=dict)
-    """``region:<key>`` / ``end`` → "passed" | "failed"."""
+    """``region:<key>`` / ``end`` → "passed" | "failed" | "accepted"."""
+    decisions: list[Decision] = Field(default_factory=list)
+    """Every decision a person made, in order."""
 
     def node(self, node_id: str) -> NodeRun:
         return self.nodes.setdefault(node_id, NodeRun())

@@ -35,6 +35,16 @@ from .events import (
     RunStarted,
 )
 from .gitrepo import BRANCH_PREFIX, CommitInfo, Repo
+from .inputs import Inputs
+from .pauses import (
+    INTERNAL,
+    MERGE_CONFLICT,
+    SAME_CHECK_3X,
+    WORKER_FAILED,
+    WORKER_TIMED_OUT,
+    Pause,
+    parse_worker_block,
+)
 from .project import CheckRef
 from .prompts import (
     checkpoint_problem,
@@ -46,21 +56,23 @@ from .scheduler import next_batch, ready_nodes
 from .stages import Stages
 from .watcher import CommitMonitor
 
-PAUSE_MARKERS = ("HARD PAUSE:", "硬暂停：", "硬暂停:")
-
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # "complete" | "paused" | "failed" | "stopped"
+    status: str  # "complete" | "paused" | "stopped" | "incomplete" (a node failed by decision) | "failed"
     verified: int
     total: int
 
     @property
     def exit_code(self) -> int:
-        return {"complete": 0, "paused": 3, "stopped": 3}.get(self.status, 1)
+        return {"complete": 0, "paused": 3, "stopped": 3, "incomplete": 3}.get(self.status, 1)
 
 
-class Supervisor(Stages, Reviews):
+INPUT_TICK = 0.5
+"""Seconds between looks at decisions, map edits and feedback while nodes run."""
+
+
+class Supervisor(Inputs, Stages, Reviews):
     """Runs a map to verified code; see the module docstring. ``run()`` once per instance."""
 
     def _prepare(self) -> None:
@@ -163,20 +175,26 @@ class Supervisor(Stages, Reviews):
         self._monitor = CommitMonitor(self.repo, self._on_commit, self.settings.poll, self.use_fs_events)
         monitor_task = asyncio.create_task(self._monitor.run(), name="commit-monitor")
         try:
+            self._note_disputes()
+            await self._take_inputs()
             await self._run_stages()
             while True:
                 self._start_ready()
                 if not self._tasks:
-                    break
-                done, _ = await asyncio.wait(self._tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+                    if self._stopping or not await self._wait_for_a_person():
+                        break
+                    continue
+                tick = asyncio.create_task(asyncio.sleep(INPUT_TICK))
+                done, _ = await asyncio.wait([*self._tasks.values(), tick], return_when=asyncio.FIRST_COMPLETED)
+                tick.cancel()
                 for node, task in list(self._tasks.items()):
                     if task in done:
                         del self._tasks[node]
-                        if not task.cancelled() and task.exception() is not None:
-                            self._pause(
-                                node, "internal error", f"{type(task.exception()).__name__}: {task.exception()}"
-                            )
+                        error = None if task.cancelled() else task.exception()
+                        if error is not None:
+                            self._pause(node, INTERNAL, f"{type(error).__name__}: {error}")
                 if not self._stopping:
+                    await self._take_inputs()
                     await self._run_stages()
             return self._finish()
         finally:
@@ -191,17 +209,50 @@ class Supervisor(Stages, Reviews):
             self.events.close()
             self.lock.release()
 
+    def open_pauses(self) -> list[Pause]:
+        return [r.pause for r in self.state.nodes.values() if r.phase == "paused" and r.pause is not None]
+
+    async def _wait_for_a_person(self) -> bool:
+        """Nothing can run until someone decides. With a way to ask (a terminal, the TUI) ask; decisions
+        written by `foreman decide` meanwhile count too. Without one, end the run (exit 3, pause kept)."""
+        await self._take_inputs()
+        if self.ask is None or not self.open_pauses():
+            return bool(self.open_pauses()) and self._ready_after_inputs()
+        for pause in self.open_pauses():
+            decision = await self.ask(pause)
+            if decision is not None:
+                await self.apply_decision(decision)
+        return self._ready_after_inputs()
+
+    def _ready_after_inputs(self) -> bool:
+        """True if the inputs just taken made something runnable again."""
+        if self.halted:
+            return False
+        blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")}
+        return bool(ready_nodes(self.graph, self._verified(), exclude=blocked)) or self._stages_due()
+
+    def _stages_due(self) -> bool:
+        verified = self._verified()
+        due = [f"region:{r.key}" for r in self.graph.regions if self.graph.region_complete(r, verified)]
+        if self.graph.process_order and len(verified) == len(self.graph.process_order):
+            due.append("end")
+        return any(key not in self.state.stages and key not in self.state.nodes for key in due)
+
     def _finish(self) -> Outcome:
         verified = self._verified()
         total = len(self.graph.process_order)
         paused = sorted(n for n, r in self.state.nodes.items() if r.phase == "paused")
+        failed = sorted(n for n, r in self.state.nodes.items() if r.phase == "failed")
         failed_stage = any(v == "failed" for v in self.state.stages.values())
+        end_done = self.state.stages.get("end") in ("passed", "accepted")
         if self._stopping:
             status = "stopped"
-        elif len(verified) == total and not failed_stage and self.state.stages.get("end") == "passed":
+        elif len(verified) == total and not failed_stage and end_done:
             status = "complete"
         elif paused or failed_stage:
             status = "paused"
+        elif failed or self.halted:
+            status = "incomplete"
         else:
             status = "failed"
         self.save()
@@ -239,6 +290,10 @@ class Supervisor(Stages, Reviews):
                     continue
                 nr.phase = "integrating"
                 self.save()
+            if nr.phase == "integrating" and nr.feedback and nr.base is not None:
+                self._send_fix(node, "The person left feedback on this node.", "\n".join(nr.feedback))
+                nr.phase = "running"
+                continue
             if nr.phase == "integrating":
                 await self._integrate(node)
             return
@@ -287,6 +342,12 @@ class Supervisor(Stages, Reviews):
         text = await asyncio.to_thread(worker_prompt, self.project, node, tree)
         if message is not None and not (self.worker.resumable and nr.session_id):
             text += "\n\n" + message.read_text(encoding="utf-8")  # a fresh run carries the history itself
+        if nr.feedback:
+            notes = "\n".join(f"- {note}" for note in nr.feedback)
+            text += f"\n\n## Feedback from the person (take it into account)\n{notes}\n"
+            if message is not None:
+                message.write_text(message.read_text(encoding="utf-8") + f"\n\n## Feedback\n{notes}\n")
+            nr.feedback.clear()
         prompt = self._write(self._message_path(node, f"prompt-{attempt}.md"), text)
         head_before = nr.head
         assert self._monitor is not None
@@ -322,9 +383,11 @@ class Supervisor(Stages, Reviews):
             self.save()
             return "committed"
         tail = "\n".join(report.lines[-60:]) if report.lines else ""
-        block = _pause_block(report.lines)
-        if block:
-            self._pause(node, "worker asked", block.splitlines()[0], block)
+        asked = parse_worker_block(report.lines, node)
+        if asked is not None:
+            asked.node = node
+            asked.evidence = tail
+            self._pause(node, asked.trigger, asked.problem, pause=asked)
             return "paused"
         if isinstance(result, FailedStart):
             reason = f"the agent could not start: {result.message}"
@@ -337,7 +400,7 @@ class Supervisor(Stages, Reviews):
         self.save()
         self.emit(AttemptFailed(node=node, attempt=attempt, reason=reason))
         if nr.no_commit > self.settings.retries:
-            trigger = "worker timed out" if "timed out" in reason else "worker failed"
+            trigger = WORKER_TIMED_OUT if "timed out" in reason else WORKER_FAILED
             self._pause(node, trigger, f"{nr.no_commit} attempt(s) without a commit; last: {reason}", tail)
             return "paused"
         return "retry"
@@ -424,7 +487,7 @@ class Supervisor(Stages, Reviews):
             evidence = "\n\n".join(f"--- failure {i + 1} ---\n{o}" for i, o in enumerate(nr.failure_outputs[worst[0]]))
             self._pause(
                 node,
-                "#1 same L1 check failed 3 times",
+                SAME_CHECK_3X,
                 f"{worst[0]} failed {nr.check_failures[worst[0]]} times in a row: {worst[1]}",
                 evidence,
             )
@@ -442,9 +505,10 @@ class Supervisor(Stages, Reviews):
                     self.emit(MergeConflicted(node=node, branch=BRANCH_PREFIX + node, files=list(outcome.conflicts)))
                     self._pause(
                         node,
-                        "merge conflict",
+                        MERGE_CONFLICT,
                         f"merging {BRANCH_PREFIX}{node} conflicts in {', '.join(outcome.conflicts) or '?'}; "
-                        "the merge was aborted",
+                        f"the merge was aborted. To merge by hand: cd {self.repo.root} && git merge "
+                        f"{BRANCH_PREFIX}{node}, resolve, commit, then choose A.",
                         outcome.message,
                     )
                     return
@@ -486,10 +550,3 @@ class Supervisor(Stages, Reviews):
                 state.nodes[node] = NodeState(status=change["status"])
 
     # ----------------------------------------------------------------------------------------- stages
-
-
-def _pause_block(lines: list[str]) -> str:
-    for i, line in enumerate(lines):
-        if line.strip().startswith(PAUSE_MARKERS):
-            return "\n".join(lines[i : i + 12]).strip()
-    return ""

@@ -1,0 +1,267 @@
+"""What reaches a live run from outside: a person's decisions (``foreman decide``, stdin, the TUI), edits of
+the map (content edits are taken in; structural ones open a pause), disputes workers raise on checks, and
+notes in a feedback file. The supervisor calls ``_take_inputs`` about twice a second."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from ..map.errors import BadInput
+from .context import RunContext
+from .events import (
+    DecisionIgnored,
+    DecisionRecorded,
+    DisputeRaised,
+    FeedbackRouted,
+    MapReloaded,
+    NodeFailed,
+    NodeReset,
+)
+from .gitrepo import BRANCH_PREFIX
+from .pauses import FEEDBACK_ON_VERIFIED, STRUCTURE_CHANGED, Decision, take_decisions
+from .project import Project
+from .runstate import NodeRun
+
+_NOTE = re.compile(r"\[node:([a-z0-9_]+)\]")
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class Inputs(RunContext):
+    _map_seen: tuple[int, str, str] | None = None
+    halted: bool = False
+    """A person chose to stop scheduling (after a structural edit): running nodes finish, no new ones start."""
+
+    # ------------------------------------------------------------------------------------- the map
+
+    def _remember_map(self) -> None:
+        raw = json.loads(self.map_path.read_bytes())
+        self._map_seen = (self.map_path.stat().st_mtime_ns, _digest(raw.get("graph")), _digest(raw.get("contents")))
+
+    def _check_map(self) -> None:
+        """Content edits (a worker adjusting `implementation`) are taken in; structural ones open a pause."""
+        if self._map_seen is None:
+            self._remember_map()
+            return
+        mtime = self.map_path.stat().st_mtime_ns
+        if mtime == self._map_seen[0]:
+            return
+        try:
+            raw = json.loads(self.map_path.read_bytes())
+        except (OSError, ValueError):
+            return  # caught mid-edit by someone who does not write atomically: look again next time
+        structure, contents = _digest(raw.get("graph")), _digest(raw.get("contents"))
+        if structure != self._map_seen[1]:
+            if self.state.node("map").phase != "paused":
+                self._pause(
+                    "map",
+                    STRUCTURE_CHANGED,
+                    "the map's nodes, edges or regions changed on disk during the "
+                    "run; reload it to schedule by the new structure, or stop",
+                )
+            self._map_seen = (mtime, self._map_seen[1], self._map_seen[2])
+            return
+        before = self._map_seen[2]
+        self._map_seen = (mtime, structure, contents)
+        if contents != before:
+            self._reload_project("the map's contents were edited")
+
+    def _reload_project(self, reason: str) -> bool:
+        try:
+            project = Project.load(self.map_path)
+        except BadInput as exc:
+            self._pause("map", STRUCTURE_CHANGED, f"the map no longer loads: {exc}")
+            return False
+        changed = _digest(project.doc.raw.get("contents")) != _digest(self.project.doc.raw.get("contents"))
+        self.project = project
+        self.graph = project.graph
+        if changed:
+            self.emit(MapReloaded(reason=reason))
+        self._note_disputes()
+        return True
+
+    def _note_disputes(self) -> None:
+        """A worker's `dispute` on a verify item is shown and recorded once; the check still counts."""
+        for node in self.graph.process_order:
+            nr = self.state.node(node)
+            for check in self.project.node_checks(node):
+                reason = check.item.dispute
+                name = f"{check.phase}[{check.index}]"
+                if reason and nr.disputes.get(name) != reason:
+                    nr.disputes[name] = reason
+                    self.emit(DisputeRaised(node=node, check=name, desc=check.item.desc, reason=reason))
+        self.save()
+
+    # -------------------------------------------------------------------------------------- feedback
+
+    def _feedback_files(self) -> list[Path]:
+        folder = self.map_path.parent
+        names = [f"{self.map_path.stem}.feedback.md", f"{self.map_path.name}.feedback.md", ".feedback.md"]
+        return [folder / name for name in dict.fromkeys(names) if (folder / name).is_file()]
+
+    def _take_feedback(self) -> None:
+        for path in self._feedback_files():
+            text = path.read_text(encoding="utf-8")
+            parts = _NOTE.split(text)
+            for node, note in zip(parts[1::2], parts[2::2], strict=False):
+                note = note.strip()
+                if not note:
+                    continue
+                if node not in self.graph.types or self.graph.types[node] != "process":
+                    self.emit(
+                        FeedbackRouted(node=node, file=path.name, note=note, routed_as="ignored: not a process node")
+                    )
+                    continue
+                nr = self.state.node(node)
+                if nr.phase == "verified":
+                    self._pause(node, FEEDBACK_ON_VERIFIED, f"feedback on a verified node: {note}", evidence=note)
+                    routed = "pause"
+                else:
+                    nr.feedback.append(note)
+                    routed = "fix task"
+                self.emit(FeedbackRouted(node=node, file=path.name, note=note, routed_as=routed))
+            done = path.with_name(path.name + ".done")
+            if done.exists():
+                done = path.with_name(f"{path.name}.{int(time.time())}.done")
+            path.rename(done)
+            self.save()
+
+    # ------------------------------------------------------------------------------------- decisions
+
+    async def _take_inputs(self) -> None:
+        for decision in take_decisions(self.home):
+            await self.apply_decision(decision)
+        await asyncio.to_thread(self._check_map)
+        self._take_feedback()
+
+    async def apply_decision(self, decision: Decision) -> bool:
+        """Carry out a person's decision on an open pause. Returns False (and says why) if it does not apply."""
+        nr = self.state.nodes.get(decision.node)
+        pause = nr.pause if nr is not None and nr.phase == "paused" else None
+        if nr is None or pause is None:
+            self.emit(DecisionIgnored(node=decision.node, reason="no open pause on this node"))
+            return False
+        option = pause.option(decision.option) if decision.option else None
+        if decision.option and option is None:
+            keys = ", ".join(o.key for o in pause.options)
+            self.emit(DecisionIgnored(node=decision.node, reason=f"no option {decision.option} (choose {keys})"))
+            return False
+        if option is None and not decision.text.strip():
+            self.emit(DecisionIgnored(node=decision.node, reason="neither an option nor an instruction"))
+            return False
+        decision.pause_id = pause.id
+        decision.action = option.action if option else "instruct"
+        decision.label = option.label if option else ""
+        self.state.decisions.append(decision)
+        self.emit(
+            DecisionRecorded(
+                node=decision.node,
+                pause_id=pause.id,
+                option=decision.option,
+                label=decision.label,
+                action=decision.action,
+                text=decision.text,
+                who=decision.who,
+            )
+        )
+        if decision.node == "map":
+            await self._decide_map(decision)
+        elif decision.node.startswith("region:") or decision.node == "end":
+            await self._decide_stage(decision, pause.suspect)
+        else:
+            await self._decide_node(decision, pause.trigger)
+        self.save()
+        return True
+
+    def _message_for(self, node: str, decision: Decision, context: str) -> str:
+        nr = self.state.node(node)
+        text = f"# Decision on your hard pause\n\n{context}\n\n{decision.message()}\n"
+        return str(self._write(self._message_path(node, f"decision-{nr.attempt + 1}.md"), text))
+
+    def _unpause(self, nr: NodeRun, phase: str) -> None:
+        nr.phase = phase  # type: ignore[assignment]
+        nr.pause = None
+        nr.check_failures.clear()
+        nr.failure_outputs.clear()
+        nr.no_commit = 0
+        nr.review_round = 0
+
+    async def _decide_node(self, decision: Decision, trigger: str) -> None:
+        node = decision.node
+        nr = self.state.node(node)
+        context = f"Trigger: {trigger}. Problem: {nr.pause.problem if nr.pause else ''}"
+        action = decision.action
+        if action in ("retry", "instruct"):
+            nr.pending_message = self._message_for(node, decision, context)
+            self._unpause(nr, "pending")
+        elif action == "accept":
+            if trigger == FEEDBACK_ON_VERIFIED:
+                self._unpause(nr, "verified")
+            else:
+                nr.accepted.extend(k for k in nr.check_failures if k not in nr.accepted)
+                self._unpause(nr, "integrating" if "#2" in trigger else "reviewing")
+        elif action == "recheck":
+            self._unpause(nr, "implemented")
+        elif action == "fail":
+            nr.phase = "failed"
+            dependants = self.graph.dependants(node)
+            self.emit(NodeFailed(node=node, reason=f"marked failed by {decision.who}", dependants=dependants))
+        elif action == "reset":
+            message = self._message_for(node, decision, context) if decision.text or nr.pause else None
+            await self._reset_node(node, f"reset by {decision.who}")
+            self.state.node(node).pending_message = message
+        elif action == "merged":
+            merged = await asyncio.to_thread(self.repo.is_ancestor, BRANCH_PREFIX + node, "HEAD")
+            if not merged:
+                self.emit(
+                    DecisionIgnored(
+                        node=node,
+                        reason=f"{BRANCH_PREFIX}{node} is not merged into "
+                        f"{self.state.integration_branch} yet; merge it, then choose A again",
+                    )
+                )
+                self.state.decisions.pop()
+                return
+            self._unpause(nr, "integrating")
+            nr.base = None  # nothing left to merge: the integration step only records it
+
+    async def _reset_node(self, node: str, reason: str) -> None:
+        nr = self.state.node(node)
+        if self.state.isolation == "worktree":
+            async with self._merge_lock:
+                await asyncio.to_thread(self.repo.remove_worktree, node, self.home / "worktrees" / node)
+        fresh = NodeRun(attempt=nr.attempt, history=[*nr.history, f"reset: {reason}"], cost_usd=nr.cost_usd)
+        self.state.nodes[node] = fresh
+        await asyncio.to_thread(self._map_state, {node: {"status": "not_started"}})
+        self.emit(NodeReset(node=node, reason=reason))
+
+    async def _decide_stage(self, decision: Decision, suspect: str | None) -> None:
+        key = decision.node
+        stage = "end" if key == "end" else key
+        action = decision.action
+        del self.state.nodes[key]
+        if action == "accept":
+            self.state.stages[stage] = "accepted"
+            return
+        self.state.stages.pop(stage, None)
+        if action in ("reset", "instruct", "retry") and suspect:
+            await self._reset_node(suspect, f"{key} failed; the diagnosis named it")
+            context = f"The {key} checks failed and the diagnosis named this node first."
+            self.state.node(suspect).pending_message = self._message_for(suspect, decision, context)
+
+    async def _decide_map(self, decision: Decision) -> None:
+        del self.state.nodes["map"]
+        if decision.action == "reload":
+            self._map_seen = None
+            if self._reload_project("reloaded after a structure change, as decided"):
+                self._remember_map()
+        else:
+            self.halted = True

@@ -1,0 +1,237 @@
+"""Hard pauses: the model, the options foreman offers for each trigger, the block a worker may print
+(SPEC §6, English or the original Chinese form), and decisions — the person's answers — as files that
+``foreman decide`` writes and a live run (or the next one) picks up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..map.store import atomic_write
+
+Action = Literal["retry", "instruct", "accept", "fail", "reset", "recheck", "reload", "merged"]
+
+# Triggers, as SPEC §6 names them.
+SAME_CHECK_3X = "#1 same L1 check failed 3 times"
+SPEC_DEPARTURE = "#2 implementation departs from the spec"
+UPSTREAM_POST = "#3 upstream post condition must change"
+WORKER_FAILED = "worker failed"
+WORKER_TIMED_OUT = "worker timed out"
+MERGE_CONFLICT = "merge conflict"
+L2_FAILED = "L2 failed"
+L3_FAILED = "L3 failed"
+STRUCTURE_CHANGED = "map structure changed"
+FEEDBACK_ON_VERIFIED = "feedback on a verified node"
+REVIEW_FAILED = "review failed"
+INTERNAL = "internal error"
+
+
+class Option(BaseModel):
+    key: str
+    label: str
+    action: Action
+
+
+class Pause(BaseModel):
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:8])
+    node: str
+    trigger: str
+    problem: str
+    tried: str = ""
+    evidence: str = ""
+    options: list[Option] = Field(default_factory=list)
+    source: Literal["engine", "worker"] = "engine"
+    suspect: str | None = None
+    """For L2/L3 failures: the first suspicious node the diagnosis named."""
+    at: float = Field(default_factory=time.time)
+
+    def option(self, key: str) -> Option | None:
+        return next((o for o in self.options if o.key.upper() == key.upper()), None)
+
+    def block(self) -> str:
+        """The SPEC §6 block, for terminals and logs."""
+        options = " / ".join(f"{o.key}) {o.label}" for o in self.options)
+        lines = [f"HARD PAUSE: [{self.trigger}]", f"Node: {self.node}", f"Problem: {self.problem}"]
+        if self.tried:
+            lines.append(f"Tried: {self.tried}")
+        lines.append(f"Options: {options}" + (" / " if options else "") + "or your instruction (free text)")
+        return "\n".join(lines)
+
+
+class Decision(BaseModel):
+    pause_id: str | None = None
+    node: str
+    option: str | None = None
+    text: str = ""
+    who: str = Field(default_factory=lambda: _user())
+    at: float = Field(default_factory=time.time)
+    action: Action | None = None
+    label: str = ""
+
+    def message(self) -> str:
+        """What the worker is told."""
+        if self.option:
+            chosen = f"The person chose option {self.option}) {self.label}".rstrip()
+            return chosen + (f"\nTheir instruction: {self.text}" if self.text else "")
+        return f"The person's instruction: {self.text}"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+# ------------------------------------------------------------------------------------ engine options
+
+_RETRY = Option(key="A", label="retry with your instruction as guidance", action="retry")
+_FAIL = "mark the node failed and stop what depends on it"
+
+
+def engine_options(trigger: str) -> list[Option]:
+    """The choices foreman offers for its own triggers (the free-text instruction is always there too)."""
+    if trigger == SAME_CHECK_3X:
+        return [
+            _RETRY,
+            Option(key="B", label="accept the dispute: go on to review despite the check", action="accept"),
+            Option(key="C", label="reset the node and start it over", action="reset"),
+            Option(key="D", label=_FAIL, action="fail"),
+        ]
+    if trigger == SPEC_DEPARTURE:
+        return [
+            Option(key="A", label="redo it following the how (with your guidance)", action="retry"),
+            Option(key="B", label="accept the implementation as it is", action="accept"),
+            Option(key="C", label=_FAIL, action="fail"),
+        ]
+    if trigger in (WORKER_FAILED, WORKER_TIMED_OUT, REVIEW_FAILED, INTERNAL):
+        return [
+            _RETRY,
+            Option(key="B", label="reset the node and start it over", action="reset"),
+            Option(key="C", label=_FAIL, action="fail"),
+        ]
+    if trigger == MERGE_CONFLICT:
+        return [
+            Option(key="A", label="I merged it by hand: continue", action="merged"),
+            Option(key="B", label="redo the node on the current integration branch", action="reset"),
+            Option(key="C", label=_FAIL, action="fail"),
+        ]
+    if trigger in (L2_FAILED, L3_FAILED):
+        return [
+            Option(key="A", label="re-run the checks", action="recheck"),
+            Option(key="B", label="reset the suspicious node and redo it", action="reset"),
+            Option(key="C", label="accept and go on", action="accept"),
+        ]
+    if trigger == STRUCTURE_CHANGED:
+        return [
+            Option(key="A", label="reload the map and continue", action="reload"),
+            Option(key="B", label="stop scheduling (mark the run failed)", action="fail"),
+        ]
+    if trigger == FEEDBACK_ON_VERIFIED:
+        return [
+            Option(key="A", label="redo the node with this feedback", action="reset"),
+            Option(key="B", label="keep it verified; ignore the feedback", action="accept"),
+        ]
+    return [_RETRY, Option(key="B", label=_FAIL, action="fail")]
+
+
+# ------------------------------------------------------------------------------ worker-printed blocks
+
+_FIELDS = {
+    "node": ("Node", "当前节点"),
+    "problem": ("Problem", "问题描述"),
+    "tried": ("Tried", "已尝试的方案"),
+    "options": ("Options", "建议选项"),
+}
+_HEAD = re.compile(r"^\s*(?:HARD PAUSE\s*[:：]|硬暂停\s*[:：])\s*(.*)$")
+_FIELD = re.compile(r"^\s*(" + "|".join(n for names in _FIELDS.values() for n in names) + r")\s*[:：]\s*(.*)$")
+_OPTION = re.compile(r"(?:^|\s|/)([A-Z])\)\s*")
+_FREE_TEXT = re.compile(r"^(your instruction|用户指示|user instruction|你的指示)\W*$", re.IGNORECASE)
+
+
+def parse_worker_block(lines: list[str], node: str) -> Pause | None:
+    """A hard-pause block printed by a worker, English or Chinese, or None if it printed none."""
+    start = next((i for i, line in enumerate(lines) if _HEAD.match(line)), None)
+    if start is None:
+        return None
+    head = _HEAD.match(lines[start])
+    assert head is not None
+    trigger = head.group(1).strip().strip("[]【】").strip() or "worker asked"
+    values: dict[str, str] = {}
+    current = None
+    for line in lines[start + 1 : start + 60]:
+        field = _FIELD.match(line)
+        if field:
+            current = next(k for k, names in _FIELDS.items() if field.group(1) in names)
+            values[current] = field.group(2).strip()
+        elif current and line.strip() and not _HEAD.match(line):
+            values[current] = (values[current] + "\n" + line.strip()).strip()
+        elif not line.strip() and current == "options":
+            break
+    options = []
+    text = values.get("options", "")
+    parts = _OPTION.split(text)
+    for key, label in zip(parts[1::2], parts[2::2], strict=False):
+        label = label.strip().rstrip("/").strip()
+        action: Action = "instruct"
+        options.append(Option(key=key, label=label, action=action))
+    options = [o for o in options if not _FREE_TEXT.match(o.label)] + [o for o in options if _FREE_TEXT.match(o.label)]
+    return Pause(
+        node=values.get("node", node) or node,
+        trigger=trigger,
+        problem=values.get("problem", ""),
+        tried=values.get("tried", ""),
+        options=options,
+        source="worker",
+    )
+
+
+# ---------------------------------------------------------------------------------- decision files
+
+
+def decisions_dir(home: Path) -> Path:
+    return home / "decisions"
+
+
+def write_decision(home: Path, decision: Decision) -> Path:
+    folder = decisions_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{int(decision.at * 1000)}-{decision.node}-{uuid.uuid4().hex[:6]}.json"
+    atomic_write(path, decision.model_dump_json(indent=2).encode("utf-8"))
+    return path
+
+
+def take_decisions(home: Path) -> list[Decision]:
+    """Read and remove the decisions waiting on disk, oldest first."""
+    folder = decisions_dir(home)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        with contextlib.suppress(ValueError):  # a half-written or foreign file: drop it
+            found.append(Decision.model_validate_json(path.read_bytes()))
+        path.unlink(missing_ok=True)
+    return found
+
+
+def pending_decision_nodes(home: Path) -> set[str]:
+    folder = decisions_dir(home)
+    if not folder.is_dir():
+        return set()
+    nodes = set()
+    for path in folder.glob("*.json"):
+        try:
+            nodes.add(json.loads(path.read_text())["node"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return nodes
