@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     """Seconds between polls of git for commits (the fallback beside file-system events)."""
     stop_grace: float = Field(default=10.0, ge=0)
     """Seconds a stopped worker gets between SIGTERM and SIGKILL."""
+    notify: bool = True
+    """Ring the terminal bell when a hard pause opens."""
+    notify_desktop: bool = True
+    """Also send a desktop notification (`notify-send`) when one is available."""
     keep_worktrees: bool = False
     """Keep each verified node's worktree and branch instead of removing them."""
     worker: AgentSettings = Field(default_factory=AgentSettings)

@@ -17,13 +17,15 @@ from .. import __version__
 from ..config import Settings
 from ..demo import create_demo
 from ..engine.gitrepo import RepoError
+from ..engine.pauses import Decision, write_decision
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
-from ..engine.runstate import AlreadyRunning
+from ..engine.runstate import AlreadyRunning, RunStore
 from ..headless import run_headless
 from ..map._gc import gc_paused
 from ..map.errors import BadInput
 from ..map.load import DEFAULT_MAP_NAME
+from ..map.store import FOREMAN_DIR
 from . import render
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_PAUSED = 0, 1, 2, 3
@@ -91,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--poll", type=_seconds, metavar="SECONDS", help="how often to poll git for commits")
         sub.add_argument("--no-watch", action="store_true", help="poll only; no file-system events")
         sub.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="limit per worker attempt")
+
+    decide = commands.add_parser(
+        "decide",
+        help="Answer a hard pause: an option's letter, and/or your instruction.",
+        description="Answer a hard pause from any terminal. A live run picks the decision up within a second; "
+        "otherwise the next `foreman run` applies it. `--text` alone means: retry with this instruction.",
+    )
+    decide.add_argument("map", metavar="MAP", help="the map file")
+    decide.add_argument("node", metavar="NODE", help="the paused node (or region:<key>, end, map)")
+    decide.add_argument("option", nargs="?", metavar="OPTION", help="the option's letter: A, B, C…")
+    decide.add_argument("--text", default="", help="your instruction (free text), sent to the worker")
+    decide.add_argument("--who", help="who decides (default: your user name)")
 
     run = command("run", "Run the map: workers, commit detection, checks, review, merges (exit 0 done, 3 paused).")
     run_options(run)
@@ -169,7 +183,41 @@ def _demo(args: argparse.Namespace) -> int:
     return _start(str(map_path), args)
 
 
+def _decide(args: argparse.Namespace) -> int:
+    home = Path(args.map).resolve().parent / FOREMAN_DIR
+    state = RunStore(home).load()
+    nr = state.nodes.get(args.node) if state else None
+    pause = nr.pause if nr is not None and nr.phase == "paused" else None
+    if pause is None:
+        open_ = [n for n, r in (state.nodes.items() if state else []) if r.phase == "paused"]
+        hint = f"open pauses: {', '.join(open_)}" if open_ else "there is no open pause"
+        print(f"foreman: {args.node} is not paused ({hint})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.option and pause.option(args.option) is None:
+        keys = ", ".join(f"{o.key}) {o.label}" for o in pause.options)
+        print(f"foreman: {args.node} has no option {args.option}; choose one of: {keys}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not args.option and not args.text.strip():
+        print("foreman: give an OPTION, or --text with your instruction, or both", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    decision = Decision(
+        node=args.node,
+        option=args.option.upper() if args.option else None,
+        text=args.text,
+        **({"who": args.who} if args.who else {}),
+    )
+    write_decision(home, decision)
+    chosen = pause.option(args.option) if args.option else None
+    what = f"{chosen.key}) {chosen.label}" if chosen else f"instruction: {args.text}"
+    print(
+        f"recorded for {args.node} [{pause.trigger}]: {what}\n"
+        "a live run picks it up within a second; otherwise the next `foreman run` applies it"
+    )
+    return EXIT_OK
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "decide": _decide,
     "validate": _validate,
     "plan": _plan,
     "status": _status,

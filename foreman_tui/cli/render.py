@@ -158,6 +158,14 @@ def status(report: dict[str, Any]) -> None:
     out(table)
     for region in report["regions"]:
         out(region["line"])
+    for pause in report.get("pauses", []):
+        out(Text(f"\nPAUSED {pause['node']} [{pause['trigger']}]", style="bold yellow" if console.is_terminal else ""))
+        out(f"  {pause['problem']}")
+        for option in pause["options"]:
+            out(f"  {option['key']}) {option['label']}")
+        out(f'  answer: foreman decide {report["map"]} {pause["node"]} <OPTION> [--text "your instruction"]')
+    if report.get("failed"):
+        out(f"Failed by decision: {', '.join(report['failed'])}")
     totals = report["totals"]
     by_status = ", ".join(f"{n} {s}" for s, n in totals["by_status"].items())
     out(f"Total: {totals['verified']}/{totals['process_nodes']} process nodes verified ({by_status})")

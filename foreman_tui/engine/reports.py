@@ -11,7 +11,9 @@ from typing import Any
 
 from ..map._gc import gc_paused
 from ..map.model import LEVELS, NODE_TYPES
+from ..map.store import FOREMAN_DIR
 from .project import CheckRef, Project
+from .runstate import RunStore
 from .scheduler import DEFAULT_MAX_PARALLEL, simulate, waiting_on
 
 CHECKPOINT_DIR = "_checkpoints"
@@ -152,11 +154,29 @@ def status_report(project: Project) -> dict[str, Any]:
         )
     counts = Counter(project.status_of(n) for n in process)
     done = counts.get("verified", 0)
+    run = RunStore(project.doc.project_dir / FOREMAN_DIR).load()
+    pauses = [
+        {
+            "node": n,
+            "id": r.pause.id,
+            "trigger": r.pause.trigger,
+            "problem": r.pause.problem,
+            "tried": r.pause.tried,
+            "options": [o.model_dump() for o in r.pause.options],
+            "source": r.pause.source,
+            "suspect": r.pause.suspect,
+        }
+        for n, r in (run.nodes.items() if run else [])
+        if r.phase == "paused" and r.pause is not None
+    ]
+    failed = sorted(n for n, r in (run.nodes.items() if run else []) if r.phase == "failed")
     return {
         "map": project.doc.source,
         "title": project.doc.model.meta.title,
         "nodes": nodes,
         "regions": regions,
+        "pauses": pauses,
+        "failed": failed,
         "totals": {
             "process_nodes": len(process),
             "verified": done,

@@ -10,9 +10,12 @@ from .context import RunContext
 from .events import (
     BenchmarkRan,
     CheckFinished,
+    DiagnosisMade,
     StageFinished,
 )
+from .pauses import L2_FAILED, L3_FAILED
 from .project import CheckRef
+from .prompts import checkpoint_problem
 
 
 class Stages(RunContext):
@@ -70,7 +73,10 @@ class Stages(RunContext):
             self.emit(StageFinished(node=key, stage="L2", passed=not failed, checks=len(checks), failed=failed))
             await self._commit_map(f"foreman: L2 {'failed' if failed else 'passed'} for region {region.label}")
             if failed:
-                self._pause(key, "L2 failed", f'region "{region.label}": {", ".join(failed)} failed')
+                suspect, findings = await self._diagnose(key, list(region.process_nodes))
+                self._pause_stage(
+                    key, L2_FAILED, f'region "{region.label}": {", ".join(failed)} failed', suspect, findings
+                )
         process = self.graph.process_order
         if process and len(verified) == len(process) and "end" not in self.state.stages:
             checks = self.project.end_checks()
@@ -89,7 +95,68 @@ class Stages(RunContext):
             )
             await self._commit_map(f"foreman: L3 {'failed' if failed or not bench_ok else 'passed'}")
             if failed or not bench_ok:
-                self._pause("end", "L3 failed", ", ".join(failed + ([] if bench_ok else ["benchmark"])) + " failed")
+                suspect, findings = await self._diagnose("end", self._chain_by_region())
+                self._pause_stage(
+                    "end",
+                    L3_FAILED,
+                    ", ".join(failed + ([] if bench_ok else ["benchmark"])) + " failed",
+                    suspect,
+                    findings,
+                )
+
+    def _pause_stage(self, key: str, trigger: str, problem: str, suspect: str | None, findings: list[str]) -> None:
+        named = f"; first suspicious node: {suspect}" if suspect else "; every checkpoint and condition holds"
+        self._pause(
+            key,
+            trigger,
+            problem + named,
+            evidence="\n".join(findings),
+            suspect=suspect,
+            tried="walked the checkpoint chain in order: " + "; ".join(findings[-3:]),
+        )
+
+    def _chain_by_region(self) -> list[str]:
+        """L3 diagnosis order: region by region (in the order their first nodes run), then the rest."""
+        regions = sorted(
+            (r for r in self.graph.regions if r.process_nodes), key=lambda r: self.graph.rank(r.process_nodes[0])
+        )
+        chain = [n for r in regions for n in r.process_nodes] + self.graph.process_order
+        return list(dict.fromkeys(chain))
+
+    async def _diagnose(self, stage: str, chain: list[str]) -> tuple[str | None, list[str]]:
+        """Walk the checkpoint chain in order: each node's checkpoint (present, JSON, its own, with output)
+        and its pre/post conditions that have commands, in the integrated tree. The first node whose
+        checkpoint or condition does not hold is the suspect."""
+        env = self._env()
+        findings: list[str] = []
+        suspect = None
+        for node in chain:
+            problem = await asyncio.to_thread(checkpoint_problem, self.project_dir, node)
+            if problem:
+                findings.append(f"{node}: {problem}")
+                suspect = node
+                break
+            broken = None
+            for check in self.project.node_checks(node):
+                if check.phase == "core" or not check.runnable:
+                    continue
+                log = (
+                    self.home
+                    / "logs"
+                    / "diagnosis"
+                    / f"{stage.replace(':', '_')}-{node}-{check.phase}{check.index}.log"
+                )
+                outcome = await run_check(check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log)
+                if outcome.status == "fail":
+                    broken = f"{node}: {check.phase}[{check.index}] ({check.item.desc}) does not hold: {outcome.reason}"
+                    break
+            if broken:
+                findings.append(broken)
+                suspect = node
+                break
+            findings.append(f"{node}: checkpoint and conditions hold")
+        self.emit(DiagnosisMade(node=stage, stage=stage, suspect=suspect, findings=findings))
+        return suspect, findings
 
     async def _benchmark(self) -> bool:
         bench = self.project.doc.model.meta.benchmark
