@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     """Ring the terminal bell when a hard pause opens."""
     notify_desktop: bool = True
     """Also send a desktop notification (`notify-send`) when one is available."""
+    change_log: bool = False
+    """`foreman report` also appends an entry per newly verified node to the project's docs/change_log.md."""
     keep_worktrees: bool = False
     """Keep each verified node's worktree and branch instead of removing them."""
     worker: AgentSettings = Field(default_factory=AgentSettings)

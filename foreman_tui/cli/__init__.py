@@ -17,6 +17,7 @@ from .. import __version__
 from ..config import Settings
 from ..demo import create_demo
 from ..engine.gitrepo import RepoError
+from ..engine.ledger import write_report
 from ..engine.pauses import Decision, write_decision
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
@@ -94,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-watch", action="store_true", help="poll only; no file-system events")
         sub.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="limit per worker attempt")
 
+    report = command("report", "The ledger: per node gates, hop log, decisions, cost; L2, L3, benchmark; summary.")
+    report.add_argument("--format", choices=["md", "html"], default="md", help="Markdown (default) or HTML")
+    report.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    report.add_argument(
+        "--change-log",
+        action="store_true",
+        help="append an entry per newly verified node to the project's docs/change_log.md",
+    )
     decide = commands.add_parser(
         "decide",
         help="Answer a hard pause: an option's letter, and/or your instruction.",
@@ -183,6 +192,16 @@ def _demo(args: argparse.Namespace) -> int:
     return _start(str(map_path), args)
 
 
+def _report(args: argparse.Namespace) -> int:
+    project = load_project(args.map)
+    text = write_report(project, args.format, args.output, args.change_log or project.settings.change_log)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        print(f"report written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _decide(args: argparse.Namespace) -> int:
     home = Path(args.map).resolve().parent / FOREMAN_DIR
     state = RunStore(home).load()
@@ -218,6 +237,7 @@ def _decide(args: argparse.Namespace) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "decide": _decide,
+    "report": _report,
     "validate": _validate,
     "plan": _plan,
     "status": _status,

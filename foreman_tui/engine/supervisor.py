@@ -159,8 +159,9 @@ class Supervisor(Inputs, Stages, Reviews):
     # ------------------------------------------------------------------------------------------- loop
 
     def _start_ready(self) -> None:
-        if self._stopping:
-            return
+        map_paused = self.state.nodes.get("map")
+        if self._stopping or self.halted or (map_paused is not None and map_paused.phase == "paused"):
+            return  # a structural edit waits for a decision: running nodes finish, no new ones start
         blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")}
         ready = ready_nodes(self.graph, self._verified(), exclude=set(self._tasks) | blocked)
         batch = next_batch(
@@ -433,7 +434,8 @@ class Supervisor(Inputs, Stages, Reviews):
             if not check.runnable:
                 value = self._checkpoint_value(tree, node, check)
                 results[check.phase][check.index] = value
-                reason = "no command; self-reported in the checkpoint" if value is not None else "no command"
+                reported = {True: "pass", False: "fail"}.get(value) if value is not None else None
+                reason = f"no command; the worker reports {reported} in its checkpoint" if reported else "no command"
                 self.emit(
                     CheckFinished(
                         node=node,
