@@ -116,9 +116,7 @@ class Inputs(RunContext):
                 if not note:
                     continue
                 if node not in self.graph.types or self.graph.types[node] != "process":
-                    self.emit(
-                        FeedbackRouted(node=node, file=path.name, note=note, routed_as="ignored: not a process node")
-                    )
+                    self.emit(FeedbackRouted(node=node, file=path.name, note=note, routed_as="ignored: no such node"))
                     continue
                 nr = self.state.node(node)
                 if nr.phase == "verified":

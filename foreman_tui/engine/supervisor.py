@@ -158,10 +158,15 @@ class Supervisor(Inputs, Stages, Reviews):
 
     # ------------------------------------------------------------------------------------------- loop
 
+    def _scheduling_blocked(self) -> bool:
+        """No new node starts while stopping, after a person halted the run, or while a structural edit of
+        the map waits for a decision (running nodes finish either way)."""
+        map_pause = self.state.nodes.get("map")
+        return self._stopping or self.halted or (map_pause is not None and map_pause.phase == "paused")
+
     def _start_ready(self) -> None:
-        map_paused = self.state.nodes.get("map")
-        if self._stopping or self.halted or (map_paused is not None and map_paused.phase == "paused"):
-            return  # a structural edit waits for a decision: running nodes finish, no new ones start
+        if self._scheduling_blocked():
+            return
         blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")}
         ready = ready_nodes(self.graph, self._verified(), exclude=set(self._tasks) | blocked)
         batch = next_batch(
@@ -182,7 +187,12 @@ class Supervisor(Inputs, Stages, Reviews):
             while True:
                 self._start_ready()
                 if not self._tasks:
-                    if self._stopping or not await self._wait_for_a_person():
+                    if self._stopping:
+                        break
+                    if self._stages_due():
+                        await self._run_stages()
+                        continue
+                    if not await self._wait_for_a_person():
                         break
                     continue
                 tick = asyncio.create_task(asyncio.sleep(INPUT_TICK))
@@ -217,17 +227,16 @@ class Supervisor(Inputs, Stages, Reviews):
         """Nothing can run until someone decides. With a way to ask (a terminal, the TUI) ask; decisions
         written by `foreman decide` meanwhile count too. Without one, end the run (exit 3, pause kept)."""
         await self._take_inputs()
-        if self.ask is None or not self.open_pauses():
-            return bool(self.open_pauses()) and self._ready_after_inputs()
-        for pause in self.open_pauses():
-            decision = await self.ask(pause)
-            if decision is not None:
-                await self.apply_decision(decision)
+        if self.ask is not None:
+            for pause in self.open_pauses():
+                decision = await self.ask(pause)
+                if decision is not None:
+                    await self.apply_decision(decision)
         return self._ready_after_inputs()
 
     def _ready_after_inputs(self) -> bool:
         """True if the inputs just taken made something runnable again."""
-        if self.halted:
+        if self._scheduling_blocked():
             return False
         blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")}
         return bool(ready_nodes(self.graph, self._verified(), exclude=blocked)) or self._stages_due()
