@@ -172,7 +172,7 @@ def test_reviewer_flag_on_item_1_pauses_and_mark_failed_stops_the_dependants(tmp
 
 def test_an_l2_failure_names_the_node_whose_checkpoint_breaks_the_chain(tmp_path: Path) -> None:
     bad_checkpoint = {**SCRIPT["02_vector_math"], "checkpoint": {"output": {"mean_of_three": [9.0, 9.0]}}}
-    map_path = demo_repo(tmp_path, {"02_vector_math": bad_checkpoint})
+    map_path = demo_repo(tmp_path, {"02_vector_math": {"attempts": [bad_checkpoint, SCRIPT["02_vector_math"]]}})
     doc = json.loads(map_path.read_text())
     check = (
         "python -c \"import json; out = json.load(open('_checkpoints/02_vector_math.json'))['output']; "
@@ -193,6 +193,16 @@ def test_an_l2_failure_names_the_node_whose_checkpoint_breaks_the_chain(tmp_path
     pause = kinds(evs, "NodePaused", "region:prepare")[0]["detail"]
     assert "first suspicious node: 02_vector_math" in pause["problem"]
     assert "Diagnosis: first suspicious node **02_vector_math**" in foreman("report", str(map_path)).stdout
+    reset = next(o["key"] for o in pause["options"] if o["action"] == "reset")
+    text = "write the real mean of the sample into the checkpoint"
+    assert foreman("decide", str(map_path), "region:prepare", reset, "--text", text).returncode == 0
+    again = foreman("run", str(map_path), "--headless")
+    assert again.returncode == 0, again.stdout + again.stderr
+    later = events(map_path)[len(evs) :]
+    assert kinds(later, "NodeReset", "02_vector_math")
+    assert text in (map_path.parent / ".foreman" / "runs" / "02_vector_math" / "decision-2.md").read_text()
+    assert kinds(later, "StageFinished", "region:prepare")[0]["detail"]["passed"] is True
+    assert map_state(map_path)["02_vector_math"]["status"] == "verified"
 
 
 def test_map_edits_during_a_run(tmp_path: Path) -> None:
@@ -273,3 +283,39 @@ def test_the_report_of_a_finished_run_matches_the_event_log(tmp_path: Path) -> N
     assert change_log.count("<!-- foreman:") == 8
     foreman("report", str(map_path), "--change-log")
     assert (map_path.parent / "docs" / "change_log.md").read_text() == change_log  # entries are not repeated
+
+
+def test_a_person_at_the_terminal_answers_the_pause(tmp_path: Path) -> None:
+    """stdin is a terminal (a pseudo-terminal here): the run asks, and the typed answer is applied."""
+    import pty
+    import sys
+
+    good = SCRIPT["02_vector_math"]
+    map_path = demo_repo(
+        tmp_path, {"02_vector_math": {"attempts": [broken_vector(1), broken_vector(2), broken_vector(3), good]}}
+    )
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foreman_tui", "run", str(map_path), "--headless"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    os.close(follower)
+    try:
+        wait_for(lambda: bool(kinds(events(map_path), "NodePaused", "02_vector_math")), 60, "the pause")
+        wait_for(lambda: bool(kinds(events(map_path), "NodeVerified", "01_load_points")), 60, "01 to finish")
+        os.write(leader, b"A: compute the square of each difference\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    assert proc.returncode == 0, out + err
+    assert "HARD PAUSE: [#1 same L1 check failed 3 times]" in err and "\a" in err  # the block, and the bell
+    decision = kinds(events(map_path), "DecisionRecorded", "02_vector_math")[0]["detail"]
+    assert (decision["option"], decision["text"]) == ("A", "compute the square of each difference")
+    assert map_state(map_path)["02_vector_math"]["status"] == "verified"
