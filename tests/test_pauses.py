@@ -156,6 +156,8 @@ def test_reviewer_flag_on_item_1_pauses_and_mark_failed_stops_the_dependants(tmp
     assert first.returncode == 3, first.stdout + first.stderr
     pause = kinds(events(map_path), "NodePaused", "03_seed_centroids")[0]["detail"]
     assert pause["trigger"] == SPEC_DEPARTURE and flag in pause["problem"]
+    stored = json.loads((map_path.parent / ".foreman" / "run.json").read_text())["nodes"]["03_seed_centroids"]["pause"]
+    assert "--- diff stat ---" in stored["evidence"] and "kmeans/seed.py" in stored["evidence"]
     fail_key = next(o["key"] for o in pause["options"] if o["action"] == "fail")
     assert foreman("decide", str(map_path), "03_seed_centroids", fail_key).returncode == 0
     second = foreman("run", str(map_path), "--headless")

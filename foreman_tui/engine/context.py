@@ -59,6 +59,7 @@ class RunContext:
         """How to ask a person when nothing can run until they decide (a terminal, the TUI); None: don't."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._merge_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._repo: Repo | None = None
         self._monitor: CommitMonitor | None = None
@@ -145,6 +146,10 @@ class RunContext:
         nr.phase = "paused"
         nr.pause = pause
         self.save()
+        if nr.base and nr.head and nr.base != nr.head:
+            task = asyncio.get_running_loop().create_task(self._attach_diff_stat(pause, nr.base, nr.head))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self.emit(
             NodePaused(
                 node=node,
@@ -161,6 +166,13 @@ class RunContext:
         return pause
 
     # ------------------------------------------------------------------------------------- one node
+
+    async def _attach_diff_stat(self, pause: Pause, base: str, head: str) -> None:
+        """Add what the node changed (git diff --stat) to a pause's evidence, without blocking the loop."""
+        stat = await asyncio.to_thread(self.repo.diff_stat, base, head)
+        if stat:
+            pause.evidence = (pause.evidence + "\n\n--- diff stat ---\n" + stat).strip()[-8000:]
+            self.save()
 
     def _message_path(self, node: str, name: str) -> Path:
         return self.home / "runs" / node / name

@@ -213,6 +213,8 @@ class Supervisor(Inputs, Stages, Reviews):
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
             self._monitor.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor_task
