@@ -58,16 +58,16 @@ def minimal_map(**graph: Any) -> dict[str, Any]:
     return doc
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real ``foreman`` entry point in a subprocess (no terminal: output is plain)."""
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    env.pop("FOREMAN_MAX_PARALLEL", None)
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real ``foreman`` entry point in a subprocess (no terminal: output is plain), without any
+    ``FOREMAN_*`` settings of the calling environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")} | {"PYTHONIOENCODING": "utf-8"}
     return subprocess.run(
         [sys.executable, "-m", "foreman_tui", *args],
         cwd=cwd or REPO,
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )

@@ -14,7 +14,7 @@ from typing import Any
 from foreman_tui.demo import create_demo
 from foreman_tui.engine.events import read_events
 
-from .conftest import REPO
+from .conftest import REPO, run_cli
 
 
 def demo_repo(
@@ -42,16 +42,7 @@ def solution(node: str, path: str) -> str:
 
 
 def foreman(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "foreman_tui", *args],
-        cwd=cwd or REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(*args, cwd=cwd, timeout=timeout)
 
 
 def start_foreman(*args: str) -> subprocess.Popen[str]:

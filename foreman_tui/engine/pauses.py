@@ -95,54 +95,42 @@ def _user() -> str:
 
 # ------------------------------------------------------------------------------------ engine options
 
-_RETRY = Option(key="A", label="retry with your instruction as guidance", action="retry")
-_FAIL = "mark the node failed and stop what depends on it"
+Choice = tuple[str, Action]
+_RETRY: Choice = ("retry with your instruction as guidance", "retry")
+_RESET: Choice = ("reset the node and start it over", "reset")
+_FAIL: Choice = ("mark the node failed and stop what depends on it", "fail")
+_CHOICES: dict[str, list[Choice]] = {
+    SAME_CHECK_3X: [_RETRY, ("accept the dispute: go on to review despite the check", "accept"), _RESET, _FAIL],
+    SPEC_DEPARTURE: [
+        ("redo it following the how (with your guidance)", "retry"),
+        ("accept the implementation as it is", "accept"),
+        _FAIL,
+    ],
+    MERGE_CONFLICT: [
+        ("I merged it by hand: continue", "merged"),
+        ("redo the node on the current integration branch", "reset"),
+        _FAIL,
+    ],
+    L2_FAILED: [
+        ("re-run the checks", "recheck"),
+        ("reset the suspicious node and redo it", "reset"),
+        ("accept and go on", "accept"),
+    ],
+    STRUCTURE_CHANGED: [("reload the map and continue", "reload"), ("stop scheduling (mark the run failed)", "fail")],
+    FEEDBACK_ON_VERIFIED: [
+        ("redo the node with this feedback", "reset"),
+        ("keep it verified; ignore the feedback", "accept"),
+    ],
+}
+_CHOICES[L3_FAILED] = _CHOICES[L2_FAILED]
+_DEFAULT_CHOICES: list[Choice] = [_RETRY, _RESET, _FAIL]  # worker failed/timed out, review, internal
 
 
 def engine_options(trigger: str) -> list[Option]:
-    """The choices foreman offers for its own triggers (the free-text instruction is always there too)."""
-    if trigger == SAME_CHECK_3X:
-        return [
-            _RETRY,
-            Option(key="B", label="accept the dispute: go on to review despite the check", action="accept"),
-            Option(key="C", label="reset the node and start it over", action="reset"),
-            Option(key="D", label=_FAIL, action="fail"),
-        ]
-    if trigger == SPEC_DEPARTURE:
-        return [
-            Option(key="A", label="redo it following the how (with your guidance)", action="retry"),
-            Option(key="B", label="accept the implementation as it is", action="accept"),
-            Option(key="C", label=_FAIL, action="fail"),
-        ]
-    if trigger in (WORKER_FAILED, WORKER_TIMED_OUT, REVIEW_FAILED, INTERNAL):
-        return [
-            _RETRY,
-            Option(key="B", label="reset the node and start it over", action="reset"),
-            Option(key="C", label=_FAIL, action="fail"),
-        ]
-    if trigger == MERGE_CONFLICT:
-        return [
-            Option(key="A", label="I merged it by hand: continue", action="merged"),
-            Option(key="B", label="redo the node on the current integration branch", action="reset"),
-            Option(key="C", label=_FAIL, action="fail"),
-        ]
-    if trigger in (L2_FAILED, L3_FAILED):
-        return [
-            Option(key="A", label="re-run the checks", action="recheck"),
-            Option(key="B", label="reset the suspicious node and redo it", action="reset"),
-            Option(key="C", label="accept and go on", action="accept"),
-        ]
-    if trigger == STRUCTURE_CHANGED:
-        return [
-            Option(key="A", label="reload the map and continue", action="reload"),
-            Option(key="B", label="stop scheduling (mark the run failed)", action="fail"),
-        ]
-    if trigger == FEEDBACK_ON_VERIFIED:
-        return [
-            Option(key="A", label="redo the node with this feedback", action="reset"),
-            Option(key="B", label="keep it verified; ignore the feedback", action="accept"),
-        ]
-    return [_RETRY, Option(key="B", label=_FAIL, action="fail")]
+    """The choices foreman offers for its own triggers, lettered A, B, C… (the free-text instruction is
+    always there too)."""
+    choices = _CHOICES.get(trigger, _DEFAULT_CHOICES)
+    return [Option(key=chr(ord("A") + i), label=label, action=action) for i, (label, action) in enumerate(choices)]
 
 
 # ------------------------------------------------------------------------------ worker-printed blocks
