@@ -321,3 +321,23 @@ def test_a_person_at_the_terminal_answers_the_pause(tmp_path: Path) -> None:
     decision = kinds(events(map_path), "DecisionRecorded", "02_vector_math")[0]["detail"]
     assert (decision["option"], decision["text"]) == ("A", "compute the square of each difference")
     assert map_state(map_path)["02_vector_math"]["status"] == "verified"
+
+
+def test_an_approval_gate_waits_for_a_person(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path)
+    doc = json.loads(map_path.read_text())
+    doc["contents"]["03_seed_centroids"]["verify"]["core"][0]["approve"] = True
+    map_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    subprocess.run(["git", "commit", "-qam", "approval gate on the seeds"], cwd=map_path.parent, check=True)
+    first = foreman("run", str(map_path), "--headless")
+    assert first.returncode == 3, first.stdout + first.stderr
+    pause = kinds(events(map_path), "NodePaused", "03_seed_centroids")[0]["detail"]
+    assert pause["trigger"] == "approval gate" and "core[0]" in pause["problem"]
+    assert not kinds(events(map_path), "ReviewFinished", "03_seed_centroids")  # nothing goes past the gate
+    assert foreman("decide", str(map_path), "03_seed_centroids", "A", "--text", "seeds look right").returncode == 0
+    second = foreman("run", str(map_path), "--headless")
+    assert second.returncode == 0, second.stdout + second.stderr
+    approved = kinds(events(map_path), "NodeApproved", "03_seed_centroids")[0]["detail"]
+    assert approved["text"] == "seeds look right"
+    assert map_state(map_path)["03_seed_centroids"]["status"] == "verified"
+    assert "A) approve: go on — “seeds look right”" in foreman("report", str(map_path)).stdout

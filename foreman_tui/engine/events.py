@@ -253,6 +253,14 @@ class DecisionIgnored(Event):
 
 
 @dataclass(kw_only=True)
+class NodeApproved(Event):
+    """A person passed an approval gate."""
+
+    who: str
+    text: str = ""
+
+
+@dataclass(kw_only=True)
 class NodeFailed(Event):
     reason: str
     dependants: list[str] = field(default_factory=list)

@@ -20,11 +20,12 @@ from .events import (
     DisputeRaised,
     FeedbackRouted,
     MapReloaded,
+    NodeApproved,
     NodeFailed,
     NodeReset,
 )
 from .gitrepo import BRANCH_PREFIX
-from .pauses import FEEDBACK_ON_VERIFIED, STRUCTURE_CHANGED, Decision, take_decisions
+from .pauses import APPROVAL_GATE, FEEDBACK_ON_VERIFIED, STRUCTURE_CHANGED, Decision, take_decisions
 from .project import Project
 from .runstate import NodeRun
 
@@ -199,6 +200,8 @@ class Inputs(RunContext):
         action = decision.action
         if action in ("retry", "instruct"):
             nr.pending_message = self._message_for(node, decision, context)
+            if trigger == APPROVAL_GATE:  # rejected: the redone work needs approving again
+                nr.accepted = [a for a in nr.accepted if not a.startswith("approve:")]
             self._unpause(nr, "pending")
         elif action == "accept":
             if trigger == FEEDBACK_ON_VERIFIED:
@@ -206,6 +209,8 @@ class Inputs(RunContext):
             else:
                 nr.accepted.extend(k for k in nr.check_failures if k not in nr.accepted)
                 self._unpause(nr, "integrating" if "#2" in trigger else "reviewing")
+            if trigger == APPROVAL_GATE:
+                self.emit(NodeApproved(node=node, who=decision.who, text=decision.text))
         elif action == "recheck":
             self._unpause(nr, "implemented")
         elif action == "fail":

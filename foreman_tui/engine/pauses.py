@@ -32,6 +32,7 @@ L2_FAILED = "L2 failed"
 L3_FAILED = "L3 failed"
 STRUCTURE_CHANGED = "map structure changed"
 FEEDBACK_ON_VERIFIED = "feedback on a verified node"
+APPROVAL_GATE = "approval gate"
 REVIEW_FAILED = "review failed"
 INTERNAL = "internal error"
 
@@ -100,7 +101,14 @@ _RETRY: Choice = ("retry with your instruction as guidance", "retry")
 _RESET: Choice = ("reset the node and start it over", "reset")
 _FAIL: Choice = ("mark the node failed and stop what depends on it", "fail")
 _CHOICES: dict[str, list[Choice]] = {
-    SAME_CHECK_3X: [_RETRY, ("accept the dispute: go on to review despite the check", "accept"), _RESET, _FAIL],
+    SAME_CHECK_3X: [
+        _RETRY,
+        ("accept the dispute: go on to review despite the check", "accept"),
+        ("re-run only the checks (after you fixed something by hand)", "recheck"),
+        _RESET,
+        _FAIL,
+    ],
+    APPROVAL_GATE: [("approve: go on", "accept"), ("reject: redo it with your instruction", "retry"), _FAIL],
     SPEC_DEPARTURE: [
         ("redo it following the how (with your guidance)", "retry"),
         ("accept the implementation as it is", "accept"),

@@ -37,6 +37,7 @@ from .events import (
 from .gitrepo import BRANCH_PREFIX, CommitInfo, Repo
 from .inputs import Inputs
 from .pauses import (
+    APPROVAL_GATE,
     INTERNAL,
     MERGE_CONFLICT,
     SAME_CHECK_3X,
@@ -493,6 +494,16 @@ class Supervisor(Inputs, Stages, Reviews):
                 nr.failure_outputs.pop(key, None)
         await asyncio.to_thread(self._map_state, {node: {"verify_results": results}})
         if not failures:
+            gates = [
+                c
+                for c in self.project.node_checks(node)
+                if c.item.approve and f"approve:{c.phase}[{c.index}]" not in nr.accepted
+            ]
+            if gates:
+                names = "; ".join(f"{c.phase}[{c.index}] {c.item.desc}" for c in gates)
+                nr.accepted.extend(f"approve:{c.phase}[{c.index}]" for c in gates)  # asked once per gate
+                self._pause(node, APPROVAL_GATE, f"a person must approve: {names}")
+                return None
             self.save()
             return True
         worst = max(failures, key=lambda f: nr.check_failures[f[0]])

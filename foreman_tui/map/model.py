@@ -5,7 +5,7 @@ so fields foreman does not know survive a write untouched (see ``store.py``). Ev
 fields; the loader reports the ones outside the schema as warnings.
 
 Fields beyond the public schema that foreman understands: ``contents.<id>.how`` (older name of
-``implementation``), ``contents.<id>.code.files``, ``cmd``/``level``/``dispute`` on any verify item,
+``implementation``), ``contents.<id>.code.files``, ``cmd``/``level``/``dispute``/``approve`` on any verify item,
 ``regions[].id/semantic/verify``, and ``meta.benchmark.cmd``.
 """
 
@@ -81,6 +81,8 @@ class VerifyItem(_Part):
     cmd: str | None = None
     check: str | None = None
     dispute: str | None = None
+    approve: bool | None = None
+    """foreman extension: this check needs a person's approval (an approval gate) before the node is verified."""
 
 
 class Verify(_Part):
