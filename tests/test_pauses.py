@@ -90,7 +90,7 @@ def test_same_check_failing_three_times_pauses_and_a_decision_from_another_proce
         assert pause["trigger"] == SAME_CHECK_3X
         assert [pause["evidence"].count(f"--- failure {i} ---") for i in (1, 2, 3)] == [1, 1, 1]
         assert pause["evidence"].count("FAIL: test_squared_distance") == 3
-        assert [o["key"] for o in pause["options"]] == ["A", "B", "C", "D"]
+        assert [o["action"] for o in pause["options"]] == ["retry", "accept", "recheck", "reset", "fail"]
         status = json.loads(foreman("status", str(map_path), "--json").stdout)
         assert [(p["node"], p["trigger"]) for p in status["pauses"]] == [("02_vector_math", SAME_CHECK_3X)]
         decided = foreman("decide", str(map_path), "02_vector_math", "A", "--text", "use a dict")
