@@ -120,3 +120,31 @@ def test_a_node_the_map_calls_implemented_goes_straight_to_checks_and_review(tmp
     ]
     assert kinds(evs, "ReviewFinished", "01_load_points")[0]["detail"]["verdict"] == "CLEAN"
     assert map_state(map_path)["01_load_points"]["status"] == "verified"
+
+
+def test_a_merge_and_a_map_write_cut_short_by_a_dead_run_are_cleaned_up(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path)
+    root = map_path.parent
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+    (root / "notes.txt").write_text("base\n")
+    git("add", "notes.txt")
+    git("commit", "-qm", "notes")
+    git("checkout", "-qb", "other")
+    (root / "notes.txt").write_text("theirs\n")
+    git("commit", "-qam", "theirs")
+    git("checkout", "-q", "main")
+    (root / "notes.txt").write_text("ours\n")
+    git("commit", "-qam", "ours")
+    conflicted = subprocess.run(["git", "merge", "other"], cwd=root, capture_output=True, text=True)
+    assert conflicted.returncode != 0 and (root / ".git" / "MERGE_HEAD").exists()
+    stale = root / f".{map_path.name}.abc123.tmp"
+    stale.write_text("{ half a map")
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (root / ".git" / "MERGE_HEAD").exists() and not stale.exists()
+    recovered = kinds(events(map_path), "NodeRecovered")
+    assert recovered[0]["detail"]["was"] == "merging"
+    assert (root / "notes.txt").read_text() == "ours\n"

@@ -117,6 +117,14 @@ class Repo:
     def diff_stat(self, base: str, tip: str) -> str:
         return self.repo.git.diff("--stat", base, tip) if base != tip else ""
 
+    def abort_unfinished_merge(self) -> bool:
+        """Abort a merge left half-done (MERGE_HEAD present) by a run that died; True if there was one."""
+        if not (self.git_dir / "MERGE_HEAD").exists():
+            return False
+        with contextlib.suppress(git.GitCommandError):
+            self.repo.git.merge("--abort")
+        return True
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         try:
             self.repo.git.merge_base("--is-ancestor", ancestor, descendant)

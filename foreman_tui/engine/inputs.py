@@ -43,23 +43,27 @@ class Inputs(RunContext):
 
     # ------------------------------------------------------------------------------------- the map
 
-    def _remember_map(self) -> None:
-        raw = json.loads(self.map_path.read_bytes())
-        self._map_seen = (self.map_path.stat().st_mtime_ns, _digest(raw.get("graph")), _digest(raw.get("contents")))
-
-    def _check_map(self) -> None:
-        """Content edits (a worker adjusting `implementation`) are taken in; structural ones open a pause."""
-        if self._map_seen is None:
-            self._remember_map()
-            return
-        mtime = self.map_path.stat().st_mtime_ns
-        if mtime == self._map_seen[0]:
-            return
+    def _read_map(self) -> tuple[int, str, str] | None:
+        """(mtime, structure digest, contents digest) of the map on disk, or None if caught mid-edit."""
         try:
+            mtime = self.map_path.stat().st_mtime_ns
             raw = json.loads(self.map_path.read_bytes())
         except (OSError, ValueError):
-            return  # caught mid-edit by someone who does not write atomically: look again next time
-        structure, contents = _digest(raw.get("graph")), _digest(raw.get("contents"))
+            return None  # someone who does not write atomically is mid-edit: look again next time
+        return mtime, _digest(raw.get("graph")), _digest(raw.get("contents"))
+
+    async def _check_map(self) -> None:
+        """Content edits (a worker adjusting `implementation`) are taken in; structural ones open a pause.
+        Files are read in a thread; state changes and events happen here, on the loop."""
+        if self._map_seen is not None and self.map_path.stat().st_mtime_ns == self._map_seen[0]:
+            return
+        seen = await asyncio.to_thread(self._read_map)
+        if seen is None:
+            return
+        if self._map_seen is None:
+            self._map_seen = seen
+            return
+        mtime, structure, contents = seen
         if structure != self._map_seen[1]:
             if self.state.node("map").phase != "paused":
                 self._pause(
@@ -71,13 +75,13 @@ class Inputs(RunContext):
             self._map_seen = (mtime, self._map_seen[1], self._map_seen[2])
             return
         before = self._map_seen[2]
-        self._map_seen = (mtime, structure, contents)
+        self._map_seen = seen
         if contents != before:
-            self._reload_project("the map's contents were edited")
+            await self._reload_project("the map's contents were edited")
 
-    def _reload_project(self, reason: str) -> bool:
+    async def _reload_project(self, reason: str) -> bool:
         try:
-            project = Project.load(self.map_path)
+            project = await asyncio.to_thread(Project.load, self.map_path)
         except BadInput as exc:
             self._pause("map", STRUCTURE_CHANGED, f"the map no longer loads: {exc}")
             return False
@@ -138,7 +142,7 @@ class Inputs(RunContext):
     async def _take_inputs(self) -> None:
         for decision in take_decisions(self.home):
             await self.apply_decision(decision)
-        await asyncio.to_thread(self._check_map)
+        await self._check_map()
         self._take_feedback()
 
     async def apply_decision(self, decision: Decision) -> bool:
@@ -263,8 +267,7 @@ class Inputs(RunContext):
     async def _decide_map(self, decision: Decision) -> None:
         del self.state.nodes["map"]
         if decision.action == "reload":
-            self._map_seen = None
-            if self._reload_project("reloaded after a structure change, as decided"):
-                self._remember_map()
+            if await self._reload_project("reloaded after a structure change, as decided"):
+                self._map_seen = await asyncio.to_thread(self._read_map)
         else:
             self.halted = True

@@ -82,6 +82,17 @@ class Supervisor(Inputs, Stages, Reviews):
             node = stem.split(".")[0]
             self.emit(OrphanStopped(node=node, pid=pgid, reason="left running by a run that died"))
         self._repo = Repo(self.project_dir)
+        for stale in self.project_dir.glob(f".{self.map_path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # a write cut short by a kill: the map itself was never touched
+        if self.repo.abort_unfinished_merge():
+            self.emit(
+                NodeRecovered(
+                    node=None,
+                    was="merging",
+                    now="clean",
+                    reason="a merge interrupted by the last run's end was aborted",
+                )
+            )
         saved = self.runs.load()
         resumed = saved is not None
         if saved is not None:
@@ -208,7 +219,7 @@ class Supervisor(Inputs, Stages, Reviews):
                 if not self._stopping:
                     await self._take_inputs()
                     await self._run_stages()
-            return self._finish()
+            return await self._finish()
         finally:
             for task in self._tasks.values():
                 task.cancel()
@@ -251,7 +262,7 @@ class Supervisor(Inputs, Stages, Reviews):
             due.append("end")
         return any(key not in self.state.stages and key not in self.state.nodes for key in due)
 
-    def _finish(self) -> Outcome:
+    async def _finish(self) -> Outcome:
         verified = self._verified()
         total = len(self.graph.process_order)
         paused = sorted(n for n, r in self.state.nodes.items() if r.phase == "paused")
@@ -269,6 +280,8 @@ class Supervisor(Inputs, Stages, Reviews):
         else:
             status = "failed"
         self.save()
+        if not self._stopping:  # leave the map's state committed, not just written
+            await self._commit_map(f"foreman: run {status} ({len(verified)}/{total} verified)")
         self.emit(RunFinished(outcome=status, verified=len(verified), total=total, paused=paused))
         return Outcome(status, len(verified), total)
 
