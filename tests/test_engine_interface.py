@@ -148,3 +148,15 @@ def test_a_merge_and_a_map_write_cut_short_by_a_dead_run_are_cleaned_up(tmp_path
     recovered = kinds(events(map_path), "NodeRecovered")
     assert recovered[0]["detail"]["was"] == "merging"
     assert (root / "notes.txt").read_text() == "ours\n"
+
+
+def test_an_agent_that_cannot_start_pauses_the_node_with_the_reason(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path, settings="retries = 0\n")
+    toml = map_path.parent / "foreman.toml"
+    toml.write_text('retries = 0\n[worker]\npreset = "command"\nargv = ["no-such-agent-anywhere", "{prompt_file}"]\n')
+    subprocess.run(["git", "commit", "-qam", "a missing agent"], cwd=map_path.parent, check=True)
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 3, result.stdout + result.stderr
+    pauses = kinds(events(map_path), "NodePaused")
+    assert {p["node"] for p in pauses} == {"01_load_points", "02_vector_math"}
+    assert all("the agent could not start" in p["detail"]["problem"] for p in pauses)

@@ -46,7 +46,7 @@ class RunContext:
         self.events = EventLog(self.home / "events.jsonl")
         self.store = MapStore(self.map_path)
         self.runs = RunStore(self.home)
-        self.lock = RunLock(self.home)
+        self.lock: RunLock | None = None
         self.pids = PidFiles(self.home)
         self.worker: Agent = make_agent(self.settings.worker)
         self.reviewer: Agent = make_agent(self.settings.reviewer)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 MAX_LINE = 8 * 1024 * 1024  # a longer "line" is cut so one runaway line cannot exhaust memory
 LineHandler = Callable[[str, str], None]  # (stream name, line without newline)
@@ -115,7 +117,10 @@ class ChildProcess:
         text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
         self.tail.append(text)
         if self.on_line is not None:
-            self.on_line(name, text)
+            try:
+                self.on_line(name, text)
+            except Exception:  # a consumer's bug must not stop the draining of the pipes (the child would block)
+                log.exception("line handler failed on %s line", name)
 
     @property
     def running(self) -> bool:

@@ -81,10 +81,11 @@ class AlreadyRunning(RuntimeError):
 
 
 class RunLock:
-    """One foreman per repository: an exclusive, non-blocking flock held for the run's lifetime."""
+    """One foreman per repository: an exclusive, non-blocking flock held for the run's lifetime, on a file
+    in the repository's git folder (so it covers every map and worktree of the repository)."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / "run.lock"
+        self.path = folder / "foreman-run.lock"
         self._handle: Any = None
 
     def acquire(self) -> None:

@@ -52,7 +52,7 @@ from .prompts import (
     worker_prompt,
 )
 from .review import Reviews
-from .runstate import NodeRun, RunState
+from .runstate import NodeRun, RunLock, RunState
 from .scheduler import next_batch, ready_nodes
 from .stages import Stages
 from .watcher import CommitMonitor
@@ -77,11 +77,12 @@ class Supervisor(Inputs, Stages, Reviews):
     """Runs a map to verified code; see the module docstring. ``run()`` once per instance."""
 
     def _prepare(self) -> None:
+        self._repo = Repo(self.project_dir)
+        self.lock = RunLock(self.repo.common_dir)  # one foreman per repository, whichever map it runs
         self.lock.acquire()
         for stem, pgid in self.pids.stop_orphans():
             node = stem.split(".")[0]
             self.emit(OrphanStopped(node=node, pid=pgid, reason="left running by a run that died"))
-        self._repo = Repo(self.project_dir)
         for stale in self.project_dir.glob(f".{self.map_path.name}.*.tmp"):
             stale.unlink(missing_ok=True)  # a write cut short by a kill: the map itself was never touched
         if self.repo.abort_unfinished_merge():
@@ -232,7 +233,8 @@ class Supervisor(Inputs, Stages, Reviews):
                 await monitor_task
             self.save()
             self.events.close()
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
 
     def open_pauses(self) -> list[Pause]:
         return [r.pause for r in self.state.nodes.values() if r.phase == "paused" and r.pause is not None]
