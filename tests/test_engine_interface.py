@@ -160,3 +160,16 @@ def test_an_agent_that_cannot_start_pauses_the_node_with_the_reason(tmp_path: Pa
     pauses = kinds(events(map_path), "NodePaused")
     assert {p["node"] for p in pauses} == {"01_load_points", "02_vector_math"}
     assert all("the agent could not start" in p["detail"]["problem"] for p in pauses)
+
+
+def test_refusals_are_bad_input_with_a_clear_message(tmp_path: Path) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "algorithm-map.json").write_text(json.dumps(MAP))
+    outside = foreman("run", str(loose / "algorithm-map.json"), "--headless")
+    assert outside.returncode == 2 and "is not inside a git repository" in outside.stderr
+    map_path = demo_repo(tmp_path, {"01_load_points": {"commit": False}}, settings="retries = 0\n")
+    assert foreman("run", str(map_path), "--headless").returncode == 3
+    subprocess.run(["git", "checkout", "-qb", "elsewhere"], cwd=map_path.parent, check=True)
+    wrong = foreman("run", str(map_path), "--headless")
+    assert wrong.returncode == 2 and "check out 'main'" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -15,16 +15,10 @@ from typing import Any
 
 from .. import __version__
 from ..config import Settings
-from ..demo import create_demo
-from ..engine.gitrepo import RepoError
-from ..engine.ledger import write_report
-from ..engine.pauses import Decision, write_decision
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
-from ..engine.runstate import AlreadyRunning, RunStore
-from ..headless import run_headless
 from ..map._gc import gc_paused
-from ..map.errors import BadInput
+from ..map.errors import BadInput, UsageError
 from ..map.load import DEFAULT_MAP_NAME
 from ..map.store import FOREMAN_DIR
 from . import render
@@ -168,6 +162,8 @@ def _overrides(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def _start(map_path: str, args: argparse.Namespace) -> int:
+    from ..headless import run_headless  # the engine runtime (git, file watching) only when a run needs it
+
     project = Project.load(map_path)
     settings = _overrides(args, project.settings)
     outcome = asyncio.run(run_headless(project, settings, as_json=args.json, use_fs_events=not args.no_watch))
@@ -185,6 +181,8 @@ def _demo(args: argparse.Namespace) -> int:
     if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
         print(f"foreman: {args.dir} is not empty; pick a new folder", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from ..demo import create_demo
+
     map_path = create_demo(args.dir)
     if not args.headless:
         print("(the TUI is not built yet: running headless)", file=sys.stderr)
@@ -193,6 +191,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from ..engine.ledger import write_report
+
     project = load_project(args.map)
     text = write_report(project, args.format, args.output, args.change_log or project.settings.change_log)
     if args.output is None:
@@ -203,6 +203,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace) -> int:
+    from ..engine.pauses import Decision, write_decision
+    from ..engine.runstate import RunStore
+
     home = Path(args.map).resolve().parent / FOREMAN_DIR
     state = RunStore(home).load()
     nr = state.nodes.get(args.node) if state else None
@@ -261,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return HANDLERS[args.command](args)
-    except (AlreadyRunning, RepoError) as exc:
+    except UsageError as exc:
         print(f"foreman: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BadInput as exc:

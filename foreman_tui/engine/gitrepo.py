@@ -14,12 +14,14 @@ from typing import TypeVar
 
 import git
 
+from ..map.errors import UsageError
+
 BRANCH_PREFIX = "foreman/"
 TRAILER = "Foreman-Node"
 T = TypeVar("T")
 
 
-class RepoError(RuntimeError):
+class RepoError(UsageError):
     """The repository is not in a state foreman can work with (no git, detached HEAD, …)."""
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..map.errors import UsageError
 from ..map.store import atomic_write
 from .pauses import Decision, Pause
 from .process import stop_group_now
@@ -76,7 +77,7 @@ class RunStore:
         atomic_write(self.path, state.model_dump_json(indent=2).encode("utf-8"))
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(UsageError):
     """Another foreman holds this repository's run lock."""
 
 

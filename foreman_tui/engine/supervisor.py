@@ -34,7 +34,7 @@ from .events import (
     RunFinished,
     RunStarted,
 )
-from .gitrepo import BRANCH_PREFIX, CommitInfo, Repo
+from .gitrepo import BRANCH_PREFIX, CommitInfo, Repo, RepoError
 from .inputs import Inputs
 from .pauses import (
     APPROVAL_GATE,
@@ -102,7 +102,7 @@ class Supervisor(Inputs, Stages, Reviews):
             self.state = RunState(integration_branch=self.repo.current_branch(), isolation=self.settings.isolation)
         branch = self.repo.current_branch()
         if branch != self.state.integration_branch:
-            raise RuntimeError(
+            raise RepoError(
                 f"the run integrates into '{self.state.integration_branch}' but '{branch}' is checked out; "
                 f"check out '{self.state.integration_branch}' (or remove .foreman/run.json to start over)"
             )

@@ -64,3 +64,8 @@ class ConfigError(BadInput):
     """``foreman.toml`` (or a flag) is malformed."""
 
     what = "settings"
+
+
+class UsageError(RuntimeError):
+    """foreman cannot do what was asked as things stand (exit 2): another foreman holds the repository, the map
+    is not in a git repository, the run's branch is not checked out…"""
