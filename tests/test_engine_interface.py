@@ -173,3 +173,20 @@ def test_refusals_are_bad_input_with_a_clear_message(tmp_path: Path) -> None:
     subprocess.run(["git", "checkout", "-qb", "elsewhere"], cwd=map_path.parent, check=True)
     wrong = foreman("run", str(map_path), "--headless")
     assert wrong.returncode == 2 and "check out 'main'" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_keep_worktrees_and_json_lines(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path, settings="keep_worktrees = true\n")
+    result = foreman("run", str(map_path), "--headless", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert printed == events(map_path)  # the printed stream is the event log, line for line
+    assert {"time", "ts", "node", "kind", "detail"} == set(printed[0])
+    branches = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname:short)", "refs/heads/foreman/"],
+        cwd=map_path.parent,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert "foreman/01_load_points" in branches and len(branches) == 8
+    assert (map_path.parent / ".foreman" / "worktrees" / "09_cli" / "kmeans" / "__main__.py").exists()

@@ -134,10 +134,6 @@ class Repo:
             return False
         return True
 
-    def is_clean(self, ignore: tuple[str, ...] = ()) -> bool:
-        status = self.repo.git.status("--porcelain", "--untracked-files=no")
-        return all(line[3:] in ignore for line in status.splitlines())
-
     # --------------------------------------------------------------------------------------- worktrees
 
     def add_worktree(self, node_id: str, path: Path, start: str) -> str:
@@ -165,13 +161,6 @@ class Repo:
         if delete_branch and self.branch_head(BRANCH_PREFIX + node_id):
             with contextlib.suppress(git.GitCommandError):
                 self.repo.git.branch("-D", BRANCH_PREFIX + node_id)
-
-    def reset_branch(self, node_id: str, path: Path, to: str) -> None:
-        """Point a node's branch (and its worktree) back at ``to``, discarding its commits."""
-        if path.exists():
-            git.Repo(path).git.reset("--hard", to)
-        else:
-            self.repo.git.branch("-f", BRANCH_PREFIX + node_id, to)
 
     # -------------------------------------------------------------------------------- main-tree writes
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import os
 import re
 import time
@@ -218,16 +217,3 @@ def take_decisions(home: Path) -> list[Decision]:
             found.append(Decision.model_validate_json(path.read_bytes()))
         path.unlink(missing_ok=True)
     return found
-
-
-def pending_decision_nodes(home: Path) -> set[str]:
-    folder = decisions_dir(home)
-    if not folder.is_dir():
-        return set()
-    nodes = set()
-    for path in folder.glob("*.json"):
-        try:
-            nodes.add(json.loads(path.read_text())["node"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return nodes
