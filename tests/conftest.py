@@ -58,10 +58,16 @@ def minimal_map(**graph: Any) -> dict[str, Any]:
     return doc
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``foreman`` entry point in a subprocess (no terminal: output is plain), without any
-    ``FOREMAN_*`` settings of the calling environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")} | {"PYTHONIOENCODING": "utf-8"}
+    ``FOREMAN_*`` settings of the calling environment; ``env`` adds to it."""
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")}
+        | {"PYTHONIOENCODING": "utf-8"}
+        | (env or {})
+    )
     return subprocess.run(
         [sys.executable, "-m", "foreman_tui", *args],
         cwd=cwd or REPO,

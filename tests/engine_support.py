@@ -41,8 +41,10 @@ def solution(node: str, path: str) -> str:
     return f"@solution/{node}/{path}"
 
 
-def foreman(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, cwd=cwd, timeout=timeout)
+def foreman(
+    *args: str, cwd: Path | None = None, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, cwd=cwd, timeout=timeout, env=env)
 
 
 def start_foreman(*args: str) -> subprocess.Popen[str]:

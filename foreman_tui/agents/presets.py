@@ -124,7 +124,7 @@ class ClaudeStreamParser(JsonLinesParser):
                     if path and path not in report.files:
                         report.files.append(path)
                 elif block.get("type") == "text" and block.get("text"):
-                    report.lines.append(block["text"])
+                    report.lines.extend(str(block["text"]).splitlines())
         elif kind == "result":
             report.final_text = str(data.get("result") or "")
             report.cost_usd = data.get("total_cost_usd", report.cost_usd)

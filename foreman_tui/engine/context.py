@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..agents.presets import Agent, AgentContext, make_agent
+from ..agents.presets import Agent, AgentContext, AgentReport, make_agent
 from ..config import Settings
 from ..map.store import MapStore, atomic_write, foreman_dir
 from .events import (
+    AgentReported,
+    AgentStep,
     Event,
     EventLog,
     FixTaskSent,
@@ -167,6 +169,25 @@ class RunContext:
 
     # ------------------------------------------------------------------------------------- one node
 
+    def _agent_reported(self, node: str, role: str, attempt: int, report: AgentReport) -> None:
+        if not (report.session_id or report.cost_usd or report.steps or report.errors):
+            return  # a plain-text agent: nothing structured to report
+        if report.cost_usd:
+            self.state.node(node).cost_usd += float(report.cost_usd)
+        self.emit(
+            AgentReported(
+                node=node,
+                role=role,
+                attempt=attempt,
+                session_id=report.session_id,
+                cost_usd=report.cost_usd,
+                turns=report.turns,
+                steps=list(report.steps),
+                files=list(report.files),
+                errors=list(report.errors),
+            )
+        )
+
     async def _attach_diff_stat(self, pause: Pause, base: str, head: str) -> None:
         """Add what the node changed (git diff --stat) to a pause's evidence, without blocking the loop."""
         stat = await asyncio.to_thread(self.repo.diff_stat, base, head)
@@ -216,7 +237,10 @@ class RunContext:
         parser = agent.parser()
 
         def on_line(stream: str, line: str) -> None:
+            seen = len(parser.report.steps)
             parser.feed(stream, line)
+            for step in parser.report.steps[seen:]:
+                self.emit(AgentStep(node=node, role=role, attempt=attempt, step=step))
             if self.on_output is not None:
                 self.on_output(node, stream, line)
 
@@ -248,6 +272,7 @@ class RunContext:
         finally:
             self.children.pop(key, None)
             self.pids.clear(node, role)
+        self._agent_reported(node, role, attempt, parser.report)
         self.emit(
             WorkerExited(
                 node=node,

@@ -99,15 +99,30 @@ class WorkerExited(Event):
 
 
 @dataclass(kw_only=True)
+class AgentStep(Event):
+    """One tool call an agent made, as its structured output announced it (live)."""
+
+    role: str
+    attempt: int
+    step: str
+
+
+@dataclass(kw_only=True)
 class AgentReported(Event):
-    """Parsed from an agent's structured output: session id, tool steps, files, cost."""
+    """Parsed from an agent's structured output when it exits: session id, tool steps, files, errors, cost."""
 
     attempt: int
+    role: str = "worker"
     session_id: str | None = None
     cost_usd: float | None = None
     turns: int | None = None
-    steps: int = 0
+    steps: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        cost = f", ${self.cost_usd:.4f}" if self.cost_usd else ""
+        return f"{self.role} reported {len(self.steps)} step(s), {len(self.files)} file(s){cost}"
 
 
 @dataclass(kw_only=True)

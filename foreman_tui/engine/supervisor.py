@@ -21,7 +21,6 @@ from ..map.model import NodeState, State
 from .checks import check_event, run_check
 from .context import FailedStart
 from .events import (
-    AgentReported,
     AttemptFailed,
     CheckFinished,
     CommitDetected,
@@ -391,27 +390,14 @@ class Supervisor(Inputs, Stages, Reviews):
             self._monitor.untrack(node)
         if report.session_id:
             nr.session_id = report.session_id
-        if report.cost_usd:
-            nr.cost_usd += float(report.cost_usd)
-        if report.session_id or report.cost_usd or report.steps:
-            self.emit(
-                AgentReported(
-                    node=node,
-                    attempt=attempt,
-                    session_id=report.session_id,
-                    cost_usd=report.cost_usd,
-                    turns=report.turns,
-                    steps=len(report.steps),
-                    files=report.files,
-                )
-            )
         if nr.head and nr.head != head_before:
             nr.no_commit = 0
             nr.pending_message = None
             self.save()
             return "committed"
-        tail = "\n".join(report.lines[-60:]) if report.lines else ""
-        asked = parse_worker_block(report.lines, node)
+        answer = report.text().splitlines()
+        tail = "\n".join(answer[-60:])
+        asked = parse_worker_block(answer, node)
         if asked is not None:
             asked.node = node
             asked.evidence = tail

@@ -1,0 +1,57 @@
+"""Running the real Claude Code CLI in tests: where it is, its environment, and model-server scripts made
+from the demo's per-node script."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AGENTS_DIR = Path(os.environ.get("FOREMAN_TEST_AGENTS", Path.home() / ".cache" / "foreman-agents"))
+DEMO = Path(__file__).parent.parent / "maps" / "demo"
+
+
+def agent_bin(name: str) -> Path:
+    """An agent CLI `.ci/install-agents` installed. Missing is a failure, never a silent skip."""
+    found = AGENTS_DIR / "node_modules" / ".bin" / name
+    if not found.exists():
+        pytest.fail(f"the {name} CLI is not installed at {found}; run `bash .ci/install-agents` (npm)")
+    return found
+
+
+def claude_bin() -> Path:
+    return agent_bin("claude")
+
+
+def claude_env(url: str, home: Path) -> dict[str, str]:
+    """Point the CLI at the scripted model on loopback; nothing leaves the machine."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": os.pathsep.join([str(claude_bin().parent), os.environ.get("PATH", "")]),
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": "sk-ant-test-dummy",
+        "HOME": str(home),
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+    }
+
+
+def demo_steps(node: str, attempt: int = 1) -> list[dict[str, Any]]:
+    """One episode for a demo node: what the scripted agent's script does, as the model's tool calls."""
+    entry = json.loads((DEMO / "script.json").read_text())["nodes"][node]
+    steps = entry.get("attempts") or [entry]
+    step = steps[min(attempt, len(steps)) - 1]
+    files = {
+        path: ((DEMO / value[1:]).read_text() if value.startswith("@") else value)
+        for path, value in step["files"].items()
+    }
+    checkpoint = {"node_id": node, "input_from": [], **step.get("checkpoint", {"output": {}})}
+    files[f"_checkpoints/{node}.json"] = json.dumps(checkpoint, indent=2) + "\n"
+    paths = " ".join(files)
+    commit = f"git add -- {paths} && git commit -q -m '{node}: implemented' -m 'Foreman-Node: {node}' -- {paths}"
+    return [{"write": files}, {"bash": commit}, {"say": f"{node} is implemented and committed."}]
