@@ -341,3 +341,29 @@ def test_an_approval_gate_waits_for_a_person(tmp_path: Path) -> None:
     assert approved["text"] == "seeds look right"
     assert map_state(map_path)["03_seed_centroids"]["status"] == "verified"
     assert "A) approve: go on — “seeds look right”" in foreman("report", str(map_path)).stdout
+
+
+def test_a_merge_conflict_resolved_by_hand_continues(tmp_path: Path) -> None:
+    nodes = {}
+    for node, note in (("01_load_points", "points first\n"), ("02_vector_math", "vectors first\n")):
+        nodes[node] = {**SCRIPT[node], "files": {**SCRIPT[node]["files"], "NOTES.md": note}, "sleep": 0.3}
+    map_path = demo_repo(tmp_path, nodes)
+    root = map_path.parent
+    assert foreman("run", str(map_path), "--headless").returncode == 3
+    loser = kinds(events(map_path), "MergeConflicted")[0]["node"]
+    assert foreman("decide", str(map_path), loser, "A").returncode == 0
+    early = foreman("run", str(map_path), "--headless")  # not merged yet: the decision does not apply
+    assert early.returncode == 3
+    ignored = kinds(events(map_path), "DecisionIgnored", loser)[0]["detail"]["reason"]
+    assert "is not merged into main yet" in ignored
+    merge = subprocess.run(["git", "merge", f"foreman/{loser}"], cwd=root, capture_output=True, text=True)
+    assert merge.returncode != 0  # the same conflict, now for the person to resolve
+    (root / "NOTES.md").write_text("points first\nvectors first\n")
+    subprocess.run(["git", "add", "NOTES.md"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", f"merge {loser} by hand"], cwd=root, check=True)
+    assert foreman("decide", str(map_path), loser, "A").returncode == 0
+    done = foreman("run", str(map_path), "--headless")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert map_state(map_path)[loser]["status"] == "verified"
+    assert not (root / ".foreman" / "worktrees" / loser).exists()
+    assert (root / "NOTES.md").read_text() == "points first\nvectors first\n"

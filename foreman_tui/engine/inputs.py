@@ -25,7 +25,7 @@ from .events import (
     NodeReset,
 )
 from .gitrepo import BRANCH_PREFIX
-from .pauses import APPROVAL_GATE, FEEDBACK_ON_VERIFIED, STRUCTURE_CHANGED, Decision, take_decisions
+from .pauses import APPROVAL_GATE, FEEDBACK_ON_VERIFIED, SPEC_DEPARTURE, STRUCTURE_CHANGED, Decision, take_decisions
 from .project import Project
 from .runstate import NodeRun
 
@@ -160,6 +160,17 @@ class Inputs(RunContext):
         if option is None and not decision.text.strip():
             self.emit(DecisionIgnored(node=decision.node, reason="neither an option nor an instruction"))
             return False
+        if (
+            option is not None
+            and option.action == "merged"
+            and not await asyncio.to_thread(self.repo.is_ancestor, BRANCH_PREFIX + decision.node, "HEAD")
+        ):
+            reason = (
+                f"{BRANCH_PREFIX}{decision.node} is not merged into {self.state.integration_branch} yet; "
+                f"merge it, then choose {option.key} again"
+            )
+            self.emit(DecisionIgnored(node=decision.node, reason=reason))
+            return False
         decision.pause_id = pause.id
         decision.action = option.action if option else "instruct"
         decision.label = option.label if option else ""
@@ -212,7 +223,7 @@ class Inputs(RunContext):
                 self._unpause(nr, "verified")
             else:
                 nr.accepted.extend(k for k in nr.check_failures if k not in nr.accepted)
-                self._unpause(nr, "integrating" if "#2" in trigger else "reviewing")
+                self._unpause(nr, "integrating" if trigger == SPEC_DEPARTURE else "reviewing")
             if trigger == APPROVAL_GATE:
                 self.emit(NodeApproved(node=node, who=decision.who, text=decision.text))
         elif action == "recheck":
@@ -225,20 +236,11 @@ class Inputs(RunContext):
             message = self._message_for(node, decision, context) if decision.text or nr.pause else None
             await self._reset_node(node, f"reset by {decision.who}")
             self.state.node(node).pending_message = message
-        elif action == "merged":
-            merged = await asyncio.to_thread(self.repo.is_ancestor, BRANCH_PREFIX + node, "HEAD")
-            if not merged:
-                self.emit(
-                    DecisionIgnored(
-                        node=node,
-                        reason=f"{BRANCH_PREFIX}{node} is not merged into "
-                        f"{self.state.integration_branch} yet; merge it, then choose A again",
-                    )
-                )
-                self.state.decisions.pop()
-                return
+        elif action == "merged":  # apply_decision checked that the branch really is merged
             self._unpause(nr, "integrating")
             nr.base = None  # nothing left to merge: the integration step only records it
+            async with self._merge_lock:
+                await asyncio.to_thread(self.repo.remove_worktree, node, self.home / "worktrees" / node)
 
     async def _reset_node(self, node: str, reason: str) -> None:
         nr = self.state.node(node)
