@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from typing import TextIO
 
@@ -20,7 +21,7 @@ from .engine.project import Project
 from .engine.supervisor import Outcome, Supervisor
 
 
-def _line(event: Event) -> str:
+def _line(event: Event, map_path: str) -> str:
     stamp = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
     who = event.node or "run"
     text = event.describe()
@@ -28,7 +29,7 @@ def _line(event: Event) -> str:
         text += "".join(f"\n    {line}" for line in event.block.splitlines())
         if event.evidence:
             text += "\n    Evidence (tail):" + "".join(f"\n      {line}" for line in event.evidence.splitlines()[-12:])
-        text += f'\n    Answer: foreman decide <MAP> {event.node} <OPTION> [--text "your instruction"]'
+        text += f'\n    Answer: foreman decide {map_path} {event.node} <OPTION> [--text "your instruction"]'
     return f"{stamp} {who:<20} {text}"
 
 
@@ -39,14 +40,21 @@ def _notify(event: Event, settings: Settings) -> None:
         sys.stderr.write("\a")
         sys.stderr.flush()
     sender = shutil.which("notify-send") if settings.notify_desktop else None
-    if sender:
-        with contextlib.suppress(OSError):
-            subprocess.Popen(
-                [sender, f"foreman: {event.node} paused", f"[{event.trigger}] {event.problem}"[:300]],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+    if sender:  # in a thread, so the child is waited for (no zombies) without blocking the printer
+        argv = [sender, f"foreman: {event.node} paused", f"[{event.trigger}] {event.problem}"[:300]]
+        threading.Thread(target=_run_quietly, args=(argv,), daemon=True).start()
+
+
+def _run_quietly(argv: list[str]) -> None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
 
 
 async def ask_on_terminal(pause: Pause) -> Decision | None:
@@ -70,11 +78,13 @@ def parse_answer(pause: Pause, answer: str) -> Decision | None:
     return Decision(node=pause.node, text=answer)
 
 
-async def _print_events(queue: asyncio.Queue[Event | None], out: TextIO, as_json: bool, settings: Settings) -> None:
+async def _print_events(
+    queue: asyncio.Queue[Event | None], out: TextIO, as_json: bool, settings: Settings, map_path: str
+) -> None:
     """Print until the end-of-run sentinel; a reader that went away (`| head`) stops the printing only."""
     while (event := await queue.get()) is not None:
         _notify(event, settings)
-        text = json.dumps(event.to_json(), ensure_ascii=False, default=str) if as_json else _line(event)
+        text = json.dumps(event.to_json(), ensure_ascii=False, default=str) if as_json else _line(event, map_path)
         try:
             out.write(text + "\n")
             out.flush()
@@ -95,7 +105,7 @@ async def run_headless(
 ) -> Outcome:
     supervisor = Supervisor(project, settings, use_fs_events=use_fs_events)
     queue = supervisor.events.subscribe()
-    printer = asyncio.create_task(_print_events(queue, out, as_json, settings))
+    printer = asyncio.create_task(_print_events(queue, out, as_json, settings, str(supervisor.map_path)))
     if interactive if interactive is not None else sys.stdin.isatty():
         supervisor.ask = ask_on_terminal
     loop = asyncio.get_running_loop()

@@ -128,6 +128,7 @@ def test_worker_blocks_pause_offline_and_the_next_run_applies_the_decision(tmp_p
     first = foreman("run", str(map_path), "--headless")
     assert first.returncode == 3, first.stdout + first.stderr
     assert "HARD PAUSE: [#3 upstream post condition must change]" in first.stdout  # the block is printed
+    assert f"Answer: foreman decide {map_path} 02_vector_math <OPTION>" in first.stdout
     status = json.loads(foreman("status", str(map_path), "--json").stdout)
     pauses = {p["node"]: p for p in status["pauses"]}
     assert [o["label"] for o in pauses["02_vector_math"]["options"]] == [
