@@ -93,3 +93,20 @@ def test_demo_graph() -> None:
         ("01_load_points", "02_vector_math", "03_seed_centroids"),
         ("04_assign", "05_update"),
     ]
+
+
+def test_decision_nodes_checks_run_with_their_region() -> None:
+    from foreman_tui.engine.project import Project
+
+    project = Project.load(BPC_MAP)
+    cg = next(r for r in project.graph.regions if r.key == "cg_loop")
+    owners = [(c.owner, c.phase, c.index) for c in project.region_checks(cg.index)]
+    assert ("05_column_check", "core", 1) in owners  # a decision node's L2 check, with a command
+    runnable = [c for c in project.region_checks(cg.index) if c.owner == "05_column_check" and c.runnable]
+    assert runnable and runnable[0].item.cmd == "pytest src/python/tests/test_cg_convergence.py"
+    everywhere = [(c.owner, c.phase, c.index) for r in project.graph.regions for c in project.region_checks(r.index)]
+    everywhere += [(c.owner, c.phase, c.index) for c in project.end_checks()]
+    l2_items = [
+        (n, c.phase, c.index) for n in project.graph.node_ids for c in project.node_checks(n) if c.level == "L2"
+    ]
+    assert set(l2_items) <= set(everywhere)  # no node's L2 check is dropped

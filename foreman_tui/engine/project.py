@@ -93,24 +93,29 @@ class Project:
 
     def region_checks(self, region_index: int) -> list[CheckRef]:
         """What runs when a region completes: the region's own ``verify`` items (all but L3; items without
-        a level count as L2) and the L2 items of its process nodes."""
+        a level count as L2) and the L2 items of its members, decision nodes included (their checks test
+        the neighbouring process code, which is all verified by then)."""
         info = self.graph.regions[region_index]
         if not info.process_nodes:
             return []
         own = [c for c in self.region_own_checks(region_index) if c.level != "L3"]
-        return own + [c for n in info.process_nodes for c in self.node_checks(n) if c.level == "L2"]
+        members = sorted(
+            (n for n in info.nodes if self.graph.types.get(n) in ("process", "decision")), key=self.graph.rank
+        )
+        return own + [c for n in members for c in self.node_checks(n) if c.level == "L2"]
 
     def end_checks(self) -> list[CheckRef]:
-        """L3: every L3 item of nodes and regions, plus the region-level items no region will run."""
+        """L3: every L3 item of nodes and regions, plus the L2 items no region will run (of regions without
+        process nodes, and of nodes in no such region)."""
         checks = [c for n in self.graph.order for c in self.node_checks(n) if c.level == "L3"]
         for info in self.graph.regions:
             own = self.region_own_checks(info.index)
             checks += [c for c in own if c.level == "L3" or not info.process_nodes]
-        in_complete_region = {n for r in self.graph.regions if r.process_nodes for n in r.process_nodes}
+        covered = {n for r in self.graph.regions if r.process_nodes for n in r.nodes}
         checks += [
             c
-            for n in self.graph.process_order
-            if n not in in_complete_region
+            for n in self.graph.order
+            if self.graph.types[n] in ("process", "decision") and n not in covered
             for c in self.node_checks(n)
             if c.level == "L2"
         ]
