@@ -16,6 +16,18 @@ from foreman_tui.engine.events import read_events
 
 from .conftest import REPO, run_cli
 
+DEMO_PROCESS = [
+    "01_load_points",
+    "02_vector_math",
+    "03_seed_centroids",
+    "04_assign",
+    "05_update",
+    "07_inertia",
+    "08_summarize",
+    "09_cli",
+]
+"""The demo's process nodes, in implementation order."""
+
 
 def demo_repo(
     tmp_path: Path,

@@ -11,7 +11,7 @@ from pathlib import Path
 from foreman_tui.testing.model_server import ModelServer
 
 from .claude_support import DEMO, claude_env, demo_steps
-from .engine_support import demo_repo, events, foreman, kinds, map_state
+from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, kinds, map_state
 
 PAUSE_BLOCK = """HARD PAUSE: [#3 upstream post condition must change]
 Node: 02_vector_math
@@ -19,16 +19,7 @@ Problem: mean() should return a list, 01's checkpoint holds tuples
 Tried: nothing yet
 Options: A) change 01's post condition / B) keep tuples, convert here / C) your instruction"""
 
-NODES = [
-    "01_load_points",
-    "02_vector_math",
-    "03_seed_centroids",
-    "04_assign",
-    "05_update",
-    "07_inertia",
-    "08_summarize",
-    "09_cli",
-]
+NODES = DEMO_PROCESS
 
 
 def script() -> dict:

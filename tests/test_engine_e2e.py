@@ -11,6 +11,7 @@ from pathlib import Path
 from foreman_tui.engine.project import Project
 
 from .engine_support import (
+    DEMO_PROCESS,
     alive,
     demo_repo,
     events,
@@ -22,17 +23,6 @@ from .engine_support import (
     start_foreman,
     wait_for,
 )
-
-DEMO_PROCESS = [
-    "01_load_points",
-    "02_vector_math",
-    "03_seed_centroids",
-    "04_assign",
-    "05_update",
-    "07_inertia",
-    "08_summarize",
-    "09_cli",
-]
 
 
 def test_demo_runs_headless_to_all_verified(tmp_path: Path) -> None:
