@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ..config import AgentSettings
 
 PLACEHOLDERS = ("node_id", "map", "workdir", "prompt_file", "message_file", "attempt")
 INSTRUCTION = "Do the task described on standard input."
+KEPT_LINES = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,8 @@ class AgentReport:
     files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     final_text: str = ""
-    lines: list[str] = field(default_factory=list)
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT_LINES))
+    """The last lines the agent printed (bounded: an agent may print without end)."""
 
     def text(self) -> str:
         """The agent's answer: its final message when the format has one, else everything it printed."""
@@ -78,7 +81,6 @@ class OutputParser:
     def feed(self, stream: str, line: str) -> None:
         if stream == "stdout":
             self.report.lines.append(line)
-            del self.report.lines[:-2000]
 
 
 def _tool_summary(name: str, args: dict[str, Any]) -> tuple[str, str | None]:

@@ -94,24 +94,26 @@ class ChildProcess:
         return self.pid
 
     async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
-        pending = b""
+        parts: list[bytes] = []  # pieces of the line still being read (a long line spans many chunks)
+        size = 0
         log = self._log
         assert log is not None
-        while True:
-            chunk = await stream.read(CHUNK)
-            if not chunk:
-                break
+        while chunk := await stream.read(CHUNK):
             log.write(chunk)
             log.flush()
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            if len(pending) > MAX_LINE:
-                lines.append(pending)
-                pending = b""
-            for raw in lines:
-                self._line(name, raw)
-        if pending:
-            self._line(name, pending)
+            *complete, rest = chunk.split(b"\n")  # only the new chunk is scanned
+            for piece in complete:
+                parts.append(piece)
+                self._line(name, b"".join(parts))
+                parts, size = [], 0
+            if rest:
+                parts.append(rest)
+                size += len(rest)
+            if size > MAX_LINE:
+                self._line(name, b"".join(parts))
+                parts, size = [], 0
+        if parts:
+            self._line(name, b"".join(parts))
 
     def _line(self, name: str, raw: bytes) -> None:
         text = raw.rstrip(b"\r").decode("utf-8", errors="replace")

@@ -83,5 +83,7 @@ class Reviews(RunContext):
                     return "paused"
                 self._send_fix(node, "The reviewer flagged the code.", text)
                 return "fix"
-        self._pause(node, REVIEW_FAILED, "the reviewer gave no CLEAN/FLAG verdict twice", "\n".join(report.lines[-40:]))
+        self._pause(
+            node, REVIEW_FAILED, "the reviewer gave no CLEAN/FLAG verdict twice", "\n".join(list(report.lines)[-40:])
+        )
         return "paused"
