@@ -3,6 +3,7 @@ process group so a hung test is killed whole. The outcome keeps the tail of the 
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +37,11 @@ async def run_check(cmd: str, cwd: Path, env: Mapping[str, str], timeout: float,
         await child.start()
     except OSError as exc:
         return CheckOutcome("fail", 0.0, None, "", f"cannot start {argv[0]!r}: {exc.strerror}")
-    result = await child.wait(timeout)
+    try:
+        result = await child.wait(timeout)
+    except asyncio.CancelledError:  # the node was stopped or reset by a person: no check outlives it
+        await asyncio.shield(child.stop(grace=2.0))
+        raise
     tail = "\n".join(child.tail)
     if result.timed_out:
         return CheckOutcome("fail", result.duration, result.exit_code, tail, f"timed out after {timeout:g}s")

@@ -63,6 +63,10 @@ class RunContext:
         self._merge_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._wake = asyncio.Event()
+        self._resetting: set[str] = set()
+        self._detaching = False
+        self._handed_off: set[str] = set()
         self._repo: Repo | None = None
         self._monitor: CommitMonitor | None = None
 
@@ -116,6 +120,7 @@ class RunContext:
         self._stopping = True
         for task in self._tasks.values():
             task.cancel()
+        self._wake.set()
 
     # ---------------------------------------------------------------------------------------- startup
 
@@ -267,11 +272,13 @@ class RunContext:
         try:
             result = await child.wait(timeout)
         except asyncio.CancelledError:
-            await asyncio.shield(child.stop(self.settings.stop_grace))
+            if key not in self._handed_off:  # left running on purpose by a person quitting
+                await asyncio.shield(child.stop(self.settings.stop_grace))
             raise
         finally:
             self.children.pop(key, None)
-            self.pids.clear(node, role)
+            if key not in self._handed_off:
+                self.pids.clear(node, role)
         self._agent_reported(node, role, attempt, parser.report)
         self.emit(
             WorkerExited(

@@ -287,6 +287,29 @@ class NodeReset(Event):
 
 
 @dataclass(kw_only=True)
+class NodeRetried(Event):
+    """A person asked to run a node again (a failed one, or a running attempt restarted)."""
+
+    who: str
+    was: str
+
+
+@dataclass(kw_only=True)
+class SchedulingHeld(Event):
+    """A person paused (held=True) or resumed the starting of new nodes; running ones go on either way."""
+
+    held: bool
+    who: str
+
+
+@dataclass(kw_only=True)
+class WorkersLeftRunning(Event):
+    """The person quit and chose to leave the running workers running; the next run takes them over."""
+
+    nodes: list[str]
+
+
+@dataclass(kw_only=True)
 class DisputeRaised(Event):
     """A worker set ``dispute`` on a verify item: shown and recorded, never silently accepted."""
 

@@ -34,6 +34,7 @@ FEEDBACK_ON_VERIFIED = "feedback on a verified node"
 APPROVAL_GATE = "approval gate"
 REVIEW_FAILED = "review failed"
 INTERNAL = "internal error"
+STOPPED_BY_PERSON = "stopped by a person"
 
 
 class Option(BaseModel):
@@ -130,6 +131,7 @@ _CHOICES: dict[str, list[Choice]] = {
     ],
 }
 _CHOICES[L3_FAILED] = _CHOICES[L2_FAILED]
+_CHOICES[STOPPED_BY_PERSON] = [("start it again (with your instruction, if any)", "retry"), _RESET, _FAIL]
 _DEFAULT_CHOICES: list[Choice] = [_RETRY, _RESET, _FAIL]  # worker failed/timed out, review, internal
 
 

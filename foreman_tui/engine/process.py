@@ -15,6 +15,8 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -123,6 +125,37 @@ class ChildProcess:
                 self.on_line(name, text)
             except Exception:  # a consumer's bug must not stop the draining of the pipes (the child would block)
                 log.exception("line handler failed on %s line", name)
+
+    def hand_off(self) -> int | None:
+        """Let the child outlive foreman: stop reading its pipes here and give them to a small drain
+        process (``drain.py``) that keeps appending to the same log. Returns the drain's pid, or None if
+        the child has already ended. After this, ``wait()`` must not be called; foreman is about to exit."""
+        if self._proc is None or not self.running or self._log is None:
+            return None
+        for reader in self._readers:
+            reader.cancel()
+        transport = getattr(self._proc, "_transport", None)  # asyncio keeps the pipe transports there
+        fds: list[int] = []
+        for number in (1, 2):
+            pipe = transport.get_pipe_transport(number) if transport is not None else None
+            if pipe is None:
+                continue
+            pipe.pause_reading()
+            fds.append(pipe.get_extra_info("pipe").fileno())
+        for stream in (self._proc.stdout, self._proc.stderr):  # read from the pipe but not yet logged
+            pending = bytes(getattr(stream, "_buffer", b""))
+            if pending:
+                self._log.write(pending)
+        self._log.flush()
+        drain = subprocess.Popen(
+            [sys.executable, "-m", "foreman_tui.engine.drain", str(self.log_path), *map(str, fds)],
+            pass_fds=fds,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return drain.pid
 
     @property
     def running(self) -> bool:

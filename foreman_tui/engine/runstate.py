@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from ..map.errors import UsageError
 from ..map.store import atomic_write
 from .pauses import Decision, Pause
-from .process import stop_group_now
+from .process import group_alive, stop_group_now
 
 Phase = Literal["pending", "running", "implemented", "reviewing", "integrating", "verified", "paused", "failed"]
 
@@ -128,12 +128,38 @@ class PidFiles:
     def clear(self, node_id: str, role: str) -> None:
         (self.folder / f"{node_id}.{role}.json").unlink(missing_ok=True)
 
-    def stop_orphans(self) -> list[tuple[str, int]]:
-        """Stop every recorded process group that still runs; returns (file stem, pgid) of those stopped."""
+    def mark_left_running(self, node_id: str, role: str, log: Path, attempt: int) -> None:
+        """The person quit leaving this worker running: the next run takes it over instead of stopping it."""
+        path = self.folder / f"{node_id}.{role}.json"
+        record = json.loads(path.read_text())
+        record.update(left_running=True, log=str(log), attempt=attempt)
+        atomic_write(path, json.dumps(record).encode())
+
+    def left_running(self) -> dict[str, dict[str, Any]]:
+        """Workers a person left running that still run, by node: their pid records (the files stay until
+        the run that takes them over sees them end)."""
+        found: dict[str, dict[str, Any]] = {}
+        if not self.folder.is_dir():
+            return found
+        for path in sorted(self.folder.glob("*.worker.json")):
+            try:
+                record = json.loads(path.read_text())
+                pgid = int(record["pgid"])
+            except (OSError, ValueError, KeyError, json.JSONDecodeError):
+                continue
+            if record.get("left_running") and _looks_like(pgid, record.get("argv") or []) and group_alive(pgid):
+                found[path.name.split(".")[0]] = record
+        return found
+
+    def stop_orphans(self, keep: frozenset[str] = frozenset()) -> list[tuple[str, int]]:
+        """Stop every recorded process group that still runs, except the workers of nodes in ``keep`` (left
+        running on purpose, to be taken over); returns (file stem, pgid) of those stopped."""
         stopped: list[tuple[str, int]] = []
         if not self.folder.is_dir():
             return stopped
         for path in sorted(self.folder.glob("*.json")):
+            if path.name.endswith(".worker.json") and path.name.split(".")[0] in keep:
+                continue
             try:
                 record = json.loads(path.read_text())
                 pgid = int(record["pgid"])

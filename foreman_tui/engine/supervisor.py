@@ -19,6 +19,7 @@ from typing import Any
 
 from ..map.model import NodeState, State
 from .checks import check_event, run_check
+from .commands import INPUT_TICK, Commands
 from .context import FailedStart
 from .events import (
     AttemptFailed,
@@ -34,7 +35,7 @@ from .events import (
     RunStarted,
 )
 from .gitrepo import BRANCH_PREFIX, CommitInfo, Repo, RepoError
-from .inputs import Inputs
+from .handover import Handover
 from .pauses import (
     APPROVAL_GATE,
     INTERNAL,
@@ -68,18 +69,21 @@ class Outcome:
         return {"complete": 0, "paused": 3, "stopped": 3, "incomplete": 3}.get(self.status, 1)
 
 
-INPUT_TICK = 0.5
-"""Seconds between looks at decisions, map edits and feedback while nodes run."""
+__all__ = ["INPUT_TICK", "Outcome", "Supervisor"]
 
 
-class Supervisor(Inputs, Stages, Reviews):
+class Supervisor(Commands, Handover, Stages, Reviews):
     """Runs a map to verified code; see the module docstring. ``run()`` once per instance."""
 
     def _prepare(self) -> None:
         self._repo = Repo(self.project_dir)
         self.lock = RunLock(self.repo.common_dir)  # one foreman per repository, whichever map it runs
         self.lock.acquire()
-        for stem, pgid in self.pids.stop_orphans():
+        saved = self.runs.load()
+        if saved is not None:
+            self.state = saved
+        self._find_left_running()
+        for stem, pgid in self.pids.stop_orphans(keep=frozenset(self._taken_over)):
             node = stem.split(".")[0]
             self.emit(OrphanStopped(node=node, pid=pgid, reason="left running by a run that died"))
         for stale in self.project_dir.glob(f".{self.map_path.name}.*.tmp"):
@@ -93,11 +97,8 @@ class Supervisor(Inputs, Stages, Reviews):
                     reason="a merge interrupted by the last run's end was aborted",
                 )
             )
-        saved = self.runs.load()
         resumed = saved is not None
-        if saved is not None:
-            self.state = saved
-        else:
+        if saved is None:
             self.state = RunState(integration_branch=self.repo.current_branch(), isolation=self.settings.isolation)
         branch = self.repo.current_branch()
         if branch != self.state.integration_branch:
@@ -106,6 +107,7 @@ class Supervisor(Inputs, Stages, Reviews):
                 f"check out '{self.state.integration_branch}' (or remove .foreman/run.json to start over)"
             )
         self._reconcile()
+        self._report_taken_over()
         self.save()
         self.emit(
             RunStarted(
@@ -138,7 +140,7 @@ class Supervisor(Inputs, Stages, Reviews):
                         reason="the map says implemented; checks and review next",
                     )
                 )
-            if nr.phase == "running":
+            if nr.phase == "running" and node not in self._taken_over:
                 tip = self._node_tip(node)
                 if tip and tip != nr.head and tip != nr.base:
                     nr.head = tip
@@ -171,15 +173,16 @@ class Supervisor(Inputs, Stages, Reviews):
     # ------------------------------------------------------------------------------------------- loop
 
     def _scheduling_blocked(self) -> bool:
-        """No new node starts while stopping, after a person halted the run, or while a structural edit of
-        the map waits for a decision (running nodes finish either way)."""
+        """No new node starts while stopping, after a person halted the run or held scheduling, or while a
+        structural edit of the map waits for a decision (running nodes finish either way)."""
         map_pause = self.state.nodes.get("map")
-        return self._stopping or self.halted or (map_pause is not None and map_pause.phase == "paused")
+        held = self._stopping or self.halted or self.held
+        return held or (map_pause is not None and map_pause.phase == "paused")
 
     def _start_ready(self) -> None:
         if self._scheduling_blocked():
             return
-        blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")}
+        blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")} | self._resetting
         ready = ready_nodes(self.graph, self._verified(), exclude=set(self._tasks) | blocked)
         batch = next_batch(
             ready, self.project.files, running=list(self._tasks), max_parallel=self.settings.max_parallel
@@ -207,7 +210,7 @@ class Supervisor(Inputs, Stages, Reviews):
                     if not await self._wait_for_a_person():
                         break
                     continue
-                tick = asyncio.create_task(asyncio.sleep(INPUT_TICK))
+                tick = asyncio.create_task(self._tick())
                 done, _ = await asyncio.wait([*self._tasks.values(), tick], return_when=asyncio.FIRST_COMPLETED)
                 tick.cancel()
                 for node, task in list(self._tasks.items()):
@@ -243,10 +246,21 @@ class Supervisor(Inputs, Stages, Reviews):
         written by `foreman decide` meanwhile count too. Without one, end the run (exit 3, pause kept)."""
         await self._take_inputs()
         if self.ask is not None:
-            for pause in self.open_pauses():
-                decision = await self.ask(pause)
-                if decision is not None:
+            left_for_later: set[str] = set()
+            while not self._ready_after_inputs():
+                waiting = [p for p in self.open_pauses() if p.node not in left_for_later]
+                if not waiting:
+                    break
+                decision = await self.ask(waiting[0])
+                if decision is None:
+                    left_for_later.add(waiting[0].node)
+                else:
                     await self.apply_decision(decision)
+        while self.hold_open and not self._stopping and not self._ready_after_inputs():
+            if not (self.open_pauses() or self.held):
+                break  # nothing a person could still unblock
+            await self._tick()
+            await self._take_inputs()
         return self._ready_after_inputs()
 
     def _ready_after_inputs(self) -> bool:
@@ -360,6 +374,8 @@ class Supervisor(Inputs, Stages, Reviews):
     async def _attempt(self, node: str) -> str:
         """One worker attempt: "committed", "retry" or "paused"."""
         nr = self.state.node(node)
+        if node in self._taken_over:  # its worker was left running when foreman quit: wait for it
+            return await self._take_over(node, self._taken_over.pop(node))
         nr.attempt += 1
         nr.phase = "running"
         attempt = nr.attempt
@@ -390,12 +406,37 @@ class Supervisor(Inputs, Stages, Reviews):
             self._monitor.untrack(node)
         if report.session_id:
             nr.session_id = report.session_id
+        if isinstance(result, FailedStart):
+            reason = f"the agent could not start: {result.message}"
+        elif result.timed_out:
+            reason = f"timed out after {self.settings.timeout:g}s and was stopped"
+        else:
+            reason = f"exited with status {result.exit_code} without a commit"
+        return self._attempt_outcome(node, head_before, report.text().splitlines(), reason)
+
+    async def _take_over(self, node: str, record: dict[str, Any]) -> str:
+        nr = self.state.node(node)
+        head_before = nr.head
+        assert self._monitor is not None
+        tracking_branch = BRANCH_PREFIX + node if self.state.isolation == "worktree" else None
+        self._monitor.track(node, nr.head or nr.base or "HEAD", tracking_branch)
+        try:
+            lines = await self._await_left_worker(node, record)
+            await self._monitor.scan("exit")
+        finally:
+            self._monitor.untrack(node)
+        return self._attempt_outcome(node, head_before, lines, "ended without a commit while foreman was away")
+
+    def _attempt_outcome(self, node: str, head_before: str | None, answer: list[str], reason: str) -> str:
+        """After a worker ended: "committed", "paused" (it printed a hard-pause block, or too many attempts
+        went by without a commit) or "retry"."""
+        nr = self.state.node(node)
+        attempt = nr.attempt
         if nr.head and nr.head != head_before:
             nr.no_commit = 0
             nr.pending_message = None
             self.save()
             return "committed"
-        answer = report.text().splitlines()
         tail = "\n".join(answer[-60:])
         asked = parse_worker_block(answer, node)
         if asked is not None:
@@ -403,12 +444,6 @@ class Supervisor(Inputs, Stages, Reviews):
             asked.evidence = tail
             self._pause(node, asked.trigger, asked.problem, pause=asked)
             return "paused"
-        if isinstance(result, FailedStart):
-            reason = f"the agent could not start: {result.message}"
-        elif result.timed_out:
-            reason = f"timed out after {self.settings.timeout:g}s and was stopped"
-        else:
-            reason = f"exited with status {result.exit_code} without a commit"
         nr.no_commit += 1
         nr.history.append(f"attempt {attempt}: {reason}")
         self.save()

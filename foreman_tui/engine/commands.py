@@ -1,0 +1,103 @@
+"""What a person can ask of a live run (the TUI's keys and palette): decide a pause at once, hold or
+resume the starting of new nodes, stop, retry or reset one node, keep the run open while pauses wait.
+Every command is carried out on the event loop and leaves an event behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from .events import NodeRetried, SchedulingHeld
+from .inputs import Inputs
+from .pauses import STOPPED_BY_PERSON, Decision, write_decision
+
+INPUT_TICK = 0.5
+"""Seconds between looks at decisions, map edits and feedback while nodes run."""
+
+
+class Commands(Inputs):
+    held: bool = False
+    """A person paused scheduling: running nodes go on, no new one starts until resumed."""
+    hold_open: bool = False
+    """Keep the run open while pauses wait for a person (the TUI); without it, a run with nothing left
+    to do but wait ends with status "paused" (exit 3) and the pause stays on disk."""
+
+    def wake(self) -> None:
+        """Look at inputs now rather than at the next tick."""
+        self._wake.set()
+
+    async def _tick(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), INPUT_TICK)
+        self._wake.clear()
+
+    def decide(self, decision: Decision) -> None:
+        """Answer a pause. The decision goes through the same file as ``foreman decide`` (so a crash right
+        after loses nothing) and is taken in at once."""
+        write_decision(self.home, decision)
+        self.wake()
+
+    def hold_scheduling(self, held: bool, who: str) -> None:
+        if held == self.held:
+            return
+        self.held = held
+        self.emit(SchedulingHeld(held=held, who=who))
+        self.wake()
+
+    def stop_node(self, node: str, who: str) -> str | None:
+        """Stop a running node's worker (or checks, or review) and pause it, so the person decides what
+        next. Returns why not, or None when done."""
+        task = self._tasks.get(node)
+        if task is None:
+            return f"{node} is not running"
+        if self.state.node(node).phase == "integrating":
+            return f"{node} is being merged; wait a moment"
+        self._pause(node, STOPPED_BY_PERSON, f"stopped by {who}")
+        task.cancel()
+        self.wake()
+        return None
+
+    async def retry_node(self, node: str, who: str) -> str | None:
+        """Run a node again: a paused one (as if its retry option was chosen), a failed one, or a running
+        one (its attempt is stopped and a new one starts)."""
+        nr = self.state.nodes.get(node)
+        if nr is None or node not in self.graph.process_order:
+            return f"{node} is not a process node of this map"
+        if nr.phase == "paused" and nr.pause is not None:
+            retry = next((o for o in nr.pause.options if o.action in ("retry", "instruct")), None)
+            decision = Decision(node=node, option=retry.key if retry else None, text="" if retry else "Try again.")
+            decision.who = who
+            return None if await self.apply_decision(decision) else f"{node}: the retry was not accepted"
+        was: str = nr.phase
+        if nr.phase == "failed":
+            nr.phase = "pending"
+        elif node in self._tasks and nr.phase != "integrating":
+            task = self._tasks[node]
+            task.cancel()
+            await asyncio.wait([task], timeout=self.settings.stop_grace + 5)
+        else:
+            return f"{node} is {nr.phase}: nothing to retry"
+        self.save()
+        self.emit(NodeRetried(node=node, who=who, was=was))
+        self.wake()
+        return None
+
+    async def reset_node(self, node: str, who: str) -> str | None:
+        """Throw a node's work away and start it over (stopping it first if it runs)."""
+        nr = self.state.nodes.get(node)
+        if nr is None or node not in self.graph.process_order:
+            return f"{node} is not a process node of this map"
+        if nr.phase == "integrating":
+            return f"{node} is being merged; wait a moment"
+        task = self._tasks.get(node)
+        self._resetting.add(node)
+        try:
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task], timeout=self.settings.stop_grace + 5)
+            await self._reset_node(node, f"reset by {who}")
+        finally:
+            self._resetting.discard(node)
+        self.save()
+        self.wake()
+        return None
