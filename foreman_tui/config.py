@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     """The agent that reviews a node's code and answers CLEAN or FLAG."""
     nodes: dict[str, NodeOverride] = Field(default_factory=dict)
     """Per-node overrides, keyed by node id."""
+    keys: dict[str, str] = Field(default_factory=dict)
+    """TUI key bindings by binding id, e.g. `follow = "F"` or `search = "/,ctrl+f"` (docs/tui.md lists the ids)."""
 
     @classmethod
     def settings_customise_sources(

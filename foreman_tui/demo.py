@@ -23,11 +23,13 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, stdin=subprocess.DEVNULL)
 
 
-def create_demo(target: Path | None = None) -> Path:
+def create_demo(target: Path | None = None, with_pause: bool = False) -> Path:
     """Copy the demo's starting project and map into a new git repository; returns the map's path.
 
     The scripted agent's script and the per-node solutions stay outside the repository (in
-    ``<target>/../<name>-script/``), so the workers' code really arrives through their commits."""
+    ``<target>/script/``), so the workers' code really arrives through their commits. ``with_pause``:
+    the worker of the node named in the script's ``pause`` section first stops with a hard-pause block
+    (a question about the spec) and does the work once a person has answered."""
     source = bundled_maps() / DEMO
     root = Path(tempfile.mkdtemp(prefix="foreman-demo-")) if target is None else target
     repo = root / "project"
@@ -35,7 +37,12 @@ def create_demo(target: Path | None = None) -> Path:
     shutil.copytree(source / "project", repo)
     shutil.copy(source / "algorithm-map.json", repo / "algorithm-map.json")
     shutil.copytree(source / "solution", script_dir / "solution")
-    shutil.copy(source / "script.json", script_dir / "script.json")
+    script_data = json.loads((source / "script.json").read_text(encoding="utf-8"))
+    pause = script_data.pop("pause", None)
+    if with_pause and pause:
+        node = pause["node"]
+        script_data["nodes"][node] = {"attempts": [pause["step"], script_data["nodes"][node]]}
+    (script_dir / "script.json").write_text(json.dumps(script_data, indent=1, ensure_ascii=False), encoding="utf-8")
     script = json.dumps(str((script_dir / "script.json").resolve()))  # a valid TOML basic string
     (repo / "foreman.toml").write_text(
         "# The demo runs the built-in scripted agent; point these at claude, codex, aider, gemini or a command.\n"

@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", type=Path, help="create the demo here (default: a new temporary folder)")
     demo.add_argument("--json", action="store_true", help="print events as JSON lines")
+    demo.add_argument(
+        "--pause",
+        action="store_true",
+        help="with --headless: let the demo reach its hard pause too (the TUI demo always does)",
+    )
     run_options(demo)
     return parser
 
@@ -170,10 +175,36 @@ def _start(map_path: str, args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _start_tui(map_path: str, args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("foreman: the TUI needs a terminal; run with --headless (or give it a terminal)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from ..tui.app import ForemanApp, check_keymap  # Textual only when the TUI is wanted
+
+    project = Project.load(map_path)
+    settings = _overrides(args, project.settings)
+    check_keymap(settings, str(Path(map_path).resolve().parent / "foreman.toml"))
+    app = ForemanApp(project, settings, use_fs_events=not args.no_watch)
+    code = app.run()
+    outcome = app.service.outcome
+    if outcome is not None:
+        print(f"foreman: run {outcome.status} ({outcome.verified}/{outcome.total} verified)", file=sys.stderr)
+    if app.left_running:
+        print(
+            f"foreman: left running: {', '.join(app.left_running)}; run `foreman` again to take them over",
+            file=sys.stderr,
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        # Exit now: the normal interpreter shutdown would close asyncio's process transports, which kills
+        # the children we just promised to leave running.
+        os._exit(EXIT_PAUSED)
+    return code if code is not None else EXIT_FAILURE
+
+
 def _run(args: argparse.Namespace) -> int:
     if not args.headless:
-        print("foreman: the TUI is not built yet; run with --headless", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _start_tui(args.map, args)
     return _start(args.map, args)
 
 
@@ -183,10 +214,10 @@ def _demo(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     from ..demo import create_demo
 
-    map_path = create_demo(args.dir)
-    if not args.headless:
-        print("(the TUI is not built yet: running headless)", file=sys.stderr)
+    map_path = create_demo(args.dir, with_pause=not args.headless or args.pause)
     print(f"demo repository: {map_path.parent}", file=sys.stderr)
+    if not args.headless:
+        return _start_tui(str(map_path), args)
     return _start(str(map_path), args)
 
 
@@ -259,9 +290,12 @@ def _emit(args: argparse.Namespace, report: dict[str, Any], renderer: Callable[[
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_BAD_INPUT
+    if args.command is None:  # `foreman` alone = `foreman run` on ./algorithm-map.json, in the TUI
+        if not Path(DEFAULT_MAP_NAME).exists():
+            parser.print_help(sys.stderr)
+            print(f"\nforeman: no ./{DEFAULT_MAP_NAME} here; give a map: foreman run MAP", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        args = parser.parse_args(["run", *(argv or sys.argv[1:])])
     try:
         return HANDLERS[args.command](args)
     except UsageError as exc:

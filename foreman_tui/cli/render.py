@@ -93,8 +93,8 @@ def validate(report: dict[str, Any]) -> None:
     out(Text(f"\n✓ {verdict}", style="bold green") if console.is_terminal else f"\n{verdict}")
 
 
-def plan(report: dict[str, Any]) -> None:
-    console = _console(sys.stdout)
+def plan(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or _console(sys.stdout)
     out = console.print
     out(Text("Plan", style="bold"), Text(f"  {report['map']}  max_parallel {report['max_parallel']}", style="dim"))
     out(f"Back edges (ignored for ordering): {_back_edges(report['back_edges'])}")

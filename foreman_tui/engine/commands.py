@@ -22,6 +22,10 @@ class Commands(Inputs):
     """Keep the run open while pauses wait for a person (the TUI); without it, a run with nothing left
     to do but wait ends with status "paused" (exit 3) and the pause stays on disk."""
 
+    def active_nodes(self) -> list[str]:
+        """Nodes with a worker, checks or a review under way now."""
+        return sorted(self._tasks)
+
     def wake(self) -> None:
         """Look at inputs now rather than at the next tick."""
         self._wake.set()

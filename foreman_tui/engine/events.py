@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,10 +358,15 @@ class EventLog:
         if torn:  # a run killed mid-write left half a line: end it, so our first event stands on its own
             self._handle.write("\n")
         self._subscribers: list[asyncio.Queue[Event | None]] = []
+        self.listeners: list[Callable[[Event], None]] = []
+        """Called with each event as it is emitted, in order with the output lines around it; must be quick
+        and must not raise (the TUI's bookkeeping; never rendering)."""
 
     def emit(self, event: Event) -> Event:
         self._handle.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
         self._handle.flush()
+        for listener in self.listeners:
+            listener(event)
         for queue in self._subscribers:
             queue.put_nowait(event)
         return event

@@ -119,6 +119,11 @@ class Repo:
     def diff_stat(self, base: str, tip: str) -> str:
         return self.repo.git.diff("--stat", base, tip) if base != tip else ""
 
+    def diff(self, base: str, tip: str, limit: int = 200_000) -> str:
+        """The patch from ``base`` to ``tip`` (cut at ``limit`` characters), for showing."""
+        text = self.repo.git.diff(base, tip) if base != tip else ""
+        return text if len(text) <= limit else text[:limit] + "\n… (cut; see git diff)"
+
     def abort_unfinished_merge(self) -> bool:
         """Abort a merge left half-done (MERGE_HEAD present) by a run that died; True if there was one."""
         if not (self.git_dir / "MERGE_HEAD").exists():

@@ -1,0 +1,182 @@
+"""The App: owns the engine's lifetime (one run, as a worker), the keymap, the palette and quitting.
+The screens show what the engine service gathers."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import Provider
+from textual.worker import Worker, WorkerState
+
+from ..config import Settings
+from ..engine.events import NodePaused
+from ..engine.project import Project
+from ..map.errors import ConfigError, Problem
+from .commands import ForemanCommands
+from .main_screen import MainScreen
+from .messages import RunEnded
+from .service import EngineService
+from .views import PlanScreen, QuitScreen, ReportScreen, ShellHintScreen
+
+WHO = "tui"
+
+
+def binding_ids() -> set[str]:
+    """Every binding id a ``[keys]`` table in foreman.toml may name."""
+    from .detail import DetailScreen
+
+    screens = (ForemanApp, MainScreen, DetailScreen, PlanScreen, ReportScreen, QuitScreen, ShellHintScreen)
+    return {b.id for screen in screens for b in screen.BINDINGS if isinstance(b, Binding) and b.id}
+
+
+def check_keymap(settings: Settings, source: str) -> None:
+    """Unknown binding ids in ``[keys]`` are bad input, named with the ones that exist."""
+    known = binding_ids()
+    unknown = sorted(set(settings.keys) - known)
+    if unknown:
+        problems = [
+            Problem(f"keys.{name}", "unknown binding id", f"use one of: {', '.join(sorted(known))}") for name in unknown
+        ]
+        raise ConfigError(source, problems)
+
+
+class ForemanApp(App[int]):
+    CSS_PATH = "foreman.tcss"
+    TITLE = "foreman"
+    COMMANDS: ClassVar[set[type[Provider]]] = {ForemanCommands}  # type: ignore[assignment]
+    BINDINGS = [
+        Binding("q", "quit", "quit", id="quit", tooltip="Quit (asks about running workers)"),
+        Binding("ctrl+c", "quit", "quit", show=False, id="quit_ctrl_c", priority=True),
+    ]
+
+    def __init__(self, project: Project, settings: Settings, *, use_fs_events: bool = True) -> None:
+        super().__init__()
+        self.settings = settings
+        self.service = EngineService(project, settings, use_fs_events=use_fs_events)
+        self.left_running: list[str] = []
+        self._quitting = False
+
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen(self.service)
+
+    def on_mount(self) -> None:
+        if self.settings.keys:
+            self.set_keymap(self.settings.keys)
+        self.run_worker(self._run_engine(), name="engine", group="engine", exit_on_error=False)
+
+    async def _run_engine(self) -> None:
+        outcome = await self.service.run()
+        self.screen.post_message(RunEnded(outcome))
+        if self._quitting:
+            self.exit(outcome.exit_code)
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{event.worker.name}: {type(error).__name__}: {error}", severity="error", timeout=30)
+            if event.worker.name == "engine":
+                self.screen.post_message(RunEnded(None, str(error)))
+                if self._quitting:
+                    self.exit(1)
+
+    # ---------------------------------------------------------------------------------- the nodes
+
+    def selected_node(self) -> str | None:
+        screen = self.get_screen_stack_main()
+        return screen.node if screen is not None else None
+
+    def get_screen_stack_main(self) -> MainScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+
+    def announce_pause(self, event: NodePaused) -> None:
+        """Bell (and a desktop notification when there is one) when a pause opens."""
+        self.notify(f"[{event.trigger}] {event.problem[:200]}", title=f"{event.node} paused", severity="warning")
+        if self.settings.notify:
+            self.bell()
+        sender = shutil.which("notify-send") if self.settings.notify_desktop else None
+        if sender:
+            argv = [sender, f"foreman: {event.node} paused", f"[{event.trigger}] {event.problem}"[:300]]
+            threading.Thread(target=_notify_quietly, args=(argv,), daemon=True).start()
+
+    def _command_done(self, reason: str | None, success: str) -> None:
+        if reason:
+            self.notify(reason, severity="warning")
+        else:
+            self.notify(success)
+
+    def action_toggle_scheduling(self) -> None:
+        supervisor = self.service.supervisor
+        supervisor.hold_scheduling(not supervisor.held, WHO)
+        self.notify("scheduling paused: running nodes go on" if supervisor.held else "scheduling resumed")
+
+    def action_stop_node(self) -> None:
+        node = self.selected_node()
+        if node is not None:
+            self._command_done(self.service.supervisor.stop_node(node, WHO), f"{node}: stopping; it waits for you")
+
+    @work(group="commands", exit_on_error=False, description="retrying a node")
+    async def action_retry_node(self) -> None:
+        node = self.selected_node()
+        if node is not None:
+            self._command_done(await self.service.supervisor.retry_node(node, WHO), f"{node}: will run again")
+
+    @work(group="commands", exit_on_error=False, description="resetting a node")
+    async def action_reset_node(self) -> None:
+        node = self.selected_node()
+        if node is not None:
+            self._command_done(await self.service.supervisor.reset_node(node, WHO), f"{node}: reset")
+
+    def action_shell_hint(self) -> None:
+        node = self.selected_node()
+        if node is not None:
+            self.push_screen(ShellHintScreen(node, str(self.service.worker_tree(node))))
+
+    def action_show_report(self) -> None:
+        self.push_screen(ReportScreen(self.service))
+
+    def action_show_plan(self) -> None:
+        self.push_screen(PlanScreen(self.service))
+
+    def action_toggle_raw(self) -> None:
+        screen = self.get_screen_stack_main()
+        if screen is not None:
+            screen.action_raw()
+
+    # ------------------------------------------------------------------------------------ quitting
+
+    async def action_quit(self) -> None:
+        """Quit; with workers still at work, ask first: stop them, or leave them running."""
+        if self._quitting:
+            return
+        running = self.service.running()
+        if self.service.finished or not running:
+            self._quit("stop")
+            return
+        self.push_screen(QuitScreen(running), self._quit)
+
+    def _quit(self, choice: str | None) -> None:
+        if not choice:
+            return
+        self._quitting = True
+        if self.service.finished:
+            self.exit(self.service.outcome.exit_code if self.service.outcome else 1)
+            return
+        if choice == "leave":
+            self.left_running = self.service.leave_running()
+            self.notify(f"leaving {', '.join(self.left_running) or 'no worker'} running; quitting")
+        else:
+            self.service.stop()
+            self.notify("stopping the workers; quitting when they have stopped")
+
+
+def _notify_quietly(argv: list[str]) -> None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)

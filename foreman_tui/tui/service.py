@@ -1,0 +1,242 @@
+"""The engine as the TUI holds it: one supervisor run, its events, and per node a bounded window of live
+output and agent steps. Nothing here touches a widget: the engine's reader tasks only append to deques and
+queues, and the screen takes what is new on a timer. Free of Textual, so it can be tested and benchmarked
+on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Settings
+from ..engine.events import (
+    AgentStep,
+    CheckFinished,
+    Event,
+    NodePaused,
+    NodeReset,
+    NodeVerified,
+    RunFinished,
+    WorkerStarted,
+)
+from ..engine.pauses import Decision, Pause
+from ..engine.project import Project
+from ..engine.supervisor import Outcome, Supervisor
+
+SCROLLBACK = 5000
+"""Lines of live output kept per node (the full output is always in the attempt's log file)."""
+STEPS = 2000
+"""Agent steps kept per node."""
+
+PHASE_LOOK = {
+    # phase: (icon, label, style)
+    "pending": ("○", "pending", "dim"),
+    "waiting": ("◌", "waiting", "yellow"),
+    "running": ("▶", "running", "bold cyan"),
+    "implemented": ("◆", "checking", "blue"),
+    "reviewing": ("◇", "reviewing", "magenta"),
+    "integrating": ("⇢", "merging", "blue"),
+    "verified": ("✓", "verified", "bold green"),
+    "paused": ("⏸", "PAUSED", "bold black on yellow"),
+    "failed": ("✗", "failed", "bold red"),
+    "decision": ("◇", "decision", "dim"),
+    "decided": ("◇", "passed", "green"),
+}
+
+
+@dataclass
+class NodeFeed:
+    """What the TUI keeps of one node's run."""
+
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=SCROLLBACK))
+    written: int = 0
+    """Lines ever appended (so a view knows how many are new since it last looked)."""
+    steps: deque[str] = field(default_factory=lambda: deque(maxlen=STEPS))
+    steps_written: int = 0
+    checks: dict[str, CheckFinished] = field(default_factory=dict)
+    """The latest result of each L1 check, by key (``core[0]``, ``checkpoint``)."""
+    started: float | None = None
+    ended: float | None = None
+    log: str | None = None
+    """The current attempt's log file."""
+
+
+class EngineService:
+    """Owns one engine run for the App: start it, send it commands, read what it says."""
+
+    def __init__(self, project: Project, settings: Settings, *, use_fs_events: bool = True) -> None:
+        self.project = project
+        self.settings = settings
+        self.supervisor = Supervisor(project, settings, use_fs_events=use_fs_events)
+        self.supervisor.hold_open = True  # a person is there: pauses wait for them instead of ending the run
+        self.supervisor.on_output = self._on_output
+        self.feeds: dict[str, NodeFeed] = {}
+        self._events = self.supervisor.events.subscribe()
+        self.supervisor.events.listeners.append(self._note)  # in step with the output lines
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------------------------ the run
+
+    async def run(self) -> Outcome:
+        try:
+            self.outcome = await self.supervisor.run()
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return self.outcome
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None or self.error is not None
+
+    def feed(self, node: str) -> NodeFeed:
+        found = self.feeds.get(node)
+        if found is None:
+            found = self.feeds[node] = NodeFeed()
+        return found
+
+    def _on_output(self, node: str, stream: str, line: str) -> None:
+        """Called by the engine's reader tasks for every line: append only, never render here."""
+        feed = self.feed(node)
+        feed.lines.append(line)
+        feed.written += 1
+
+    def take_events(self, limit: int = 2000) -> list[Event]:
+        """The events since the last call (at most ``limit``), with the per-node views brought up to date."""
+        taken: list[Event] = []
+        while len(taken) < limit:
+            try:
+                event = self._events.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if event is not None:
+                taken.append(event)
+        return taken
+
+    def _note(self, event: Event) -> None:
+        if event.node is None:
+            return
+        feed = self.feed(event.node)
+        if isinstance(event, WorkerStarted):
+            if event.role == "worker":
+                feed.started = feed.started or event.time
+                feed.ended = None
+                feed.log = event.log
+            what = "attempt" if event.role == "worker" else f"{event.role}, attempt"
+            feed.lines.append(f"\x1b[2m── {what} {event.attempt} (pid {event.pid}) ──\x1b[0m")
+            feed.written += 1
+        elif isinstance(event, AgentStep):
+            feed.steps.append(f"[{event.role}] {event.step}")
+            feed.steps_written += 1
+        elif isinstance(event, CheckFinished) and event.level == "L1":
+            feed.checks[event.check] = event
+        elif isinstance(event, NodeVerified | NodePaused):
+            feed.ended = event.time
+        elif isinstance(event, NodeReset):
+            feed.checks.clear()
+            feed.started = feed.ended = None
+
+    # ------------------------------------------------------------------------------- what to show
+
+    def phase(self, node: str) -> str:
+        kind = self.project.graph.types.get(node)
+        if kind != "process":
+            return "decided" if self.project.status_of(node) == "verified" else "decision"
+        nr = self.supervisor.state.nodes.get(node)
+        if nr is None:
+            return "verified" if self.project.status_of(node) == "verified" else "pending"
+        if nr.phase == "pending" and self.wait_reason(node):
+            return "waiting"
+        return nr.phase
+
+    def wait_reason(self, node: str) -> str:
+        """Why a pending node has not started: a file shared with a running node, no free slot, or an
+        upstream node not verified yet."""
+        for wait in self.supervisor.waits:
+            if wait.node == node:
+                if wait.kind == "files":
+                    return f"shares {', '.join(wait.files)} with {wait.blocker}"
+                return "no free slot"
+        nr = self.supervisor.state.nodes.get(node)
+        if nr is not None and nr.phase != "pending":
+            return ""
+        for upstream in self.project.graph.upstream.get(node, ()):
+            up = self.supervisor.state.nodes.get(upstream)
+            if (up.phase if up else self.project.status_of(upstream)) != "verified":
+                return f"waits for {upstream}"
+        if self.supervisor.held:
+            return "scheduling is paused"
+        return ""
+
+    def attempt(self, node: str) -> tuple[int, int]:
+        nr = self.supervisor.state.nodes.get(node)
+        cap = max(3, self.settings.retries + 1)
+        return (nr.attempt if nr else 0), cap
+
+    def cost(self, node: str) -> float:
+        nr = self.supervisor.state.nodes.get(node)
+        return nr.cost_usd if nr else 0.0
+
+    def elapsed(self, node: str, now: float | None = None) -> float | None:
+        feed = self.feeds.get(node)
+        if feed is None or feed.started is None:
+            return None
+        return (feed.ended or now or time.time()) - feed.started
+
+    def check_keys(self, node: str) -> list[str]:
+        keys = [f"{c.phase}[{c.index}]" for c in self.project.node_checks(node) if c.level == "L1"]
+        return [*keys, "checkpoint"]
+
+    def pauses(self) -> list[Pause]:
+        """Open pauses, oldest first."""
+        return sorted(self.supervisor.open_pauses(), key=lambda p: p.at)
+
+    def pause_of(self, node: str) -> Pause | None:
+        nr = self.supervisor.state.nodes.get(node)
+        return nr.pause if nr is not None and nr.phase == "paused" else None
+
+    def region_progress(self) -> list[tuple[str, int, int]]:
+        """(label, verified, process nodes) per region."""
+        verified = self.verified()
+        return [
+            (r.label, sum(n in verified for n in r.process_nodes), len(r.process_nodes))
+            for r in self.project.graph.regions
+        ]
+
+    def verified(self) -> set[str]:
+        return {n for n in self.project.graph.process_order if self.phase(n) == "verified"}
+
+    def running(self) -> list[str]:
+        """Nodes with a worker, check or review going on now."""
+        return self.supervisor.active_nodes()
+
+    def worker_tree(self, node: str) -> Path:
+        return self.supervisor.tree_of(node)
+
+    def diff(self, node: str) -> str:
+        """The node's changes so far (blocking: GitPython; call it from a thread worker)."""
+        nr = self.supervisor.state.nodes.get(node)
+        if nr is None or not nr.base or not nr.head:
+            return ""
+        from ..engine.gitrepo import Repo
+
+        return Repo(self.supervisor.project_dir).diff(nr.base, nr.head)
+
+    # ------------------------------------------------------------------------------------ commands
+
+    def decide(self, decision: Decision) -> None:
+        self.supervisor.decide(decision)
+
+    def leave_running(self) -> list[str]:
+        return self.supervisor.leave_running()
+
+    def stop(self) -> None:
+        self.supervisor.request_stop()
+
+    def finished_event(self, events: list[Event]) -> RunFinished | None:
+        return next((e for e in events if isinstance(e, RunFinished)), None)

@@ -1,0 +1,301 @@
+"""The main screen's widgets: the node table, the progress bars, the live log and the pause panel."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+
+from rich.style import Style
+from rich.text import Text
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.strip import Strip
+from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
+
+from ..engine.pauses import Decision, Pause
+from .service import PHASE_LOOK, EngineService
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+class AnsiLog(Log):
+    """``Log`` (bounded, fast: lines are rendered only when seen) that keeps the ANSI colours of agent
+    output and highlights search matches."""
+
+    search: str = ""
+
+    @classmethod
+    def _process_line(cls, line: str) -> str:  # the width of a line is that of its visible text
+        return _ANSI.sub("", line.expandtabs())
+
+    def _render_line_strip(self, y: int, rich_style: Style) -> Strip:
+        if y in self._render_line_cache:
+            return self._render_line_cache[y]
+        line = self._lines[y].expandtabs()
+        text = Text.from_ansi(line, no_wrap=True) if "\x1b" in line else Text(line, no_wrap=True)
+        text.stylize_before(rich_style)
+        if self.search:
+            text.highlight_words([self.search], style="black on yellow", case_sensitive=False)
+        strip = Strip(text.render(self.app.console), text.cell_len)
+        self._render_line_cache[y] = strip
+        return strip
+
+    def set_search(self, term: str) -> None:
+        self.search = term
+        self._render_line_cache.clear()
+        self.refresh()
+
+    def find(self, term: str, start: int, backwards: bool = False) -> int | None:
+        """The index of the next line (from ``start``, wrapping) whose visible text contains ``term``."""
+        lines = self.lines
+        count = len(lines)
+        if not count or not term:
+            return None
+        needle = term.casefold()
+        step = -1 if backwards else 1
+        for offset in range(1, count + 1):
+            index = (start + step * offset) % count
+            if needle in _ANSI.sub("", lines[index]).casefold():
+                return index
+        return None
+
+
+COLUMNS = (("node", "node"), ("status", "status"), ("try", "try"), ("time", "time"), ("checks", "checks"))
+TAIL_COLUMNS = (("why", "waiting / note"), ("cost", "cost"))
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+class NodeTable(DataTable[Text | str]):
+    """Every node, grouped by region, one row each; region rows carry the region's progress."""
+
+    def __init__(self, service: EngineService, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+        self.service = service
+        self._shown: dict[tuple[str, str], object] = {}
+        self.node_rows: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, label in (*COLUMNS, *TAIL_COLUMNS):
+            self.add_column(label, key=key)
+        graph = self.service.project.graph
+        placed: set[str] = set()
+        groups: list[tuple[str, str, list[str]]] = []
+        for region in graph.regions:
+            members = [n for n in graph.order if n in region.nodes and n not in placed]
+            placed.update(members)
+            groups.append((f"region:{region.key}", region.label, members))
+        rest = [n for n in graph.order if n not in placed and graph.types.get(n) in ("process", "decision")]
+        if rest:
+            groups.append(("region:", "(no region)" if groups else "nodes", rest))
+        for key, label, members in groups:
+            self.add_row(Text(f"▾ {label}", style="bold"), "", "", "", "", "", "", key=key)
+            for node in members:
+                self.add_row(Text(f"  {node}"), "", "", "", "", "", "", key=node)
+                self.node_rows.append(node)
+        self.update_rows()
+
+    def row_values(self, node: str, now: float) -> dict[str, object]:
+        service = self.service
+        phase = service.phase(node)
+        icon, label, style = PHASE_LOOK.get(phase, ("?", phase, ""))
+        values: dict[str, object] = {"status": Text(f"{icon} {label}", style=style)}
+        if service.project.graph.types.get(node) != "process":
+            return values | {"try": "", "time": "", "checks": "", "why": "", "cost": ""}
+        attempt, cap = service.attempt(node)
+        values["try"] = f"{attempt}/{cap}" if attempt else ""
+        values["time"] = _clock(service.elapsed(node, now))
+        feed = service.feeds.get(node)
+        marks = Text()
+        for key in service.check_keys(node):
+            result = feed.checks.get(key) if feed else None
+            status = result.status if result else ""
+            mark, mark_style = {"pass": ("✓", "green"), "fail": ("✗", "bold red")}.get(status, ("—", "dim"))
+            marks.append(mark, style=mark_style)
+        values["checks"] = marks
+        pause = service.pause_of(node)
+        values["why"] = f"[{pause.trigger}] {pause.problem}"[:80] if pause else service.wait_reason(node)
+        cost = service.cost(node)
+        values["cost"] = f"${cost:.2f}" if cost else ""
+        return values
+
+    def update_rows(self) -> None:
+        now = time.time()
+        for node in self.node_rows:
+            for column, value in self.row_values(node, now).items():
+                if self._shown.get((node, column)) != value:
+                    self._shown[(node, column)] = value
+                    self.update_cell(node, column, value)  # type: ignore[arg-type]
+        for region, (_, done, total) in zip(
+            self.service.project.graph.regions, self.service.region_progress(), strict=False
+        ):
+            text = f"{done}/{total}" if total else ""
+            if self._shown.get((region.key, "status")) != text:
+                self._shown[(region.key, "status")] = text
+                self.update_cell(f"region:{region.key}", "status", text)
+
+    @property
+    def selected_node(self) -> str | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return key if key and not key.startswith("region:") else None
+
+    def select_node(self, node: str) -> None:
+        self.move_cursor(row=self.get_row_index(node))
+
+
+class RegionBars(Vertical):
+    """A progress bar per region (verified process nodes) and one for the whole map."""
+
+    def __init__(self, service: EngineService, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.service = service
+
+    def compose(self) -> Iterable[Horizontal]:
+        rows = [(f"bar-{i}", label, total) for i, (label, _, total) in enumerate(self.service.region_progress())]
+        rows.append(("bar-all", "overall", len(self.service.project.graph.process_order)))
+        for bar_id, label, total in rows:
+            yield Horizontal(
+                Label(label, classes="bar-name"),
+                ProgressBar(total=max(total, 1), show_eta=False, show_percentage=False, id=bar_id),
+                Label("", id=f"{bar_id}-count", classes="bar-count"),
+                classes="bar-row",
+            )
+
+    def update_bars(self) -> None:
+        progress = self.service.region_progress()
+        verified = len(self.service.verified())
+        rows = [(f"bar-{i}", done, total) for i, (_, done, total) in enumerate(progress)]
+        rows.append(("bar-all", verified, len(self.service.project.graph.process_order)))
+        for bar_id, done, total in rows:
+            self.query_one(f"#{bar_id}", ProgressBar).update(progress=done)
+            self.query_one(f"#{bar_id}-count", Label).update(f"{done}/{total} verified")
+
+
+def _evidence(pause: Pause) -> str:
+    """The evidence without the block a worker printed (the panel shows that already, field by field)."""
+    if pause.source != "worker":
+        return pause.evidence
+    lines = pause.evidence.splitlines()
+    start = next((i for i, line in enumerate(lines) if _BLOCK_HEAD.match(line)), len(lines))
+    return "\n".join(lines[:start]).strip()
+
+
+_BLOCK_HEAD = re.compile(r"^\s*(HARD PAUSE|硬暂停)\s*[:：]")
+_FREE_TEXT = re.compile(r"^(your instruction|用户指示|user instruction|你的指示)\W*$", re.IGNORECASE)
+
+
+class PausePanel(Vertical):
+    """The open hard pause, inline: what happened, the evidence, one key per option, an instruction box.
+    A choice is shown before it is sent; Enter sends it, Esc drops it."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.pause: Pause | None = None
+        self.waiting = 0
+        self.choice: str | None = None
+        self.text = ""
+
+    def compose(self) -> Iterable[Static | VerticalScroll | Input]:
+        yield Static(id="pause-title")
+        yield Static(id="pause-body")
+        with VerticalScroll(id="pause-evidence"):
+            yield Static(id="pause-evidence-text")
+        yield Static(id="pause-options")
+        yield Input(placeholder="your instruction — Enter to keep it, Esc to drop it", id="pause-instruction")
+        yield Static(id="pause-confirm")
+
+    def show(self, pause: Pause | None, waiting: int) -> bool:
+        """Show ``pause`` (None hides the panel). True if the pause shown changed."""
+        changed = (pause.id if pause else None) != (self.pause.id if self.pause else None)
+        self.pause, self.waiting = pause, waiting
+        self.display = pause is not None
+        if pause is None:
+            return changed
+        if changed:
+            self.choice, self.text = None, ""
+            self.query_one("#pause-instruction", Input).value = ""
+            self.query_one("#pause-instruction", Input).display = False
+            body = Text()
+            body.append("Problem: ", style="bold")
+            body.append(pause.problem or "—")
+            if pause.tried:
+                body.append("\nTried: ", style="bold")
+                body.append(pause.tried)
+            self.query_one("#pause-body", Static).update(body)
+            self.query_one("#pause-evidence-text", Static).update(Text(_evidence(pause) or "(no evidence)"))
+            self.query_one("#pause-evidence", VerticalScroll).scroll_end(animate=False)
+        title = Text()
+        title.append(f" ⏸ HARD PAUSE  {pause.node} ", style="bold black on yellow")
+        title.append(f"  [{pause.trigger}]", style="bold")
+        if waiting > 1:
+            title.append(f"   {waiting} pauses waiting", style="bold white on red")
+        self.query_one("#pause-title", Static).update(title)
+        self._show_options()
+        return changed
+
+    def _show_options(self) -> None:
+        assert self.pause is not None
+        text = Text()
+        for option in self.pause.options:
+            selected = self.choice == option.key
+            text.append(f" {option.key.lower()} ", style="bold reverse" if selected else "bold")
+            text.append(f" {option.label}\n", style="bold" if selected else "")
+        text.append(" i ", style="bold")
+        text.append(" your instruction (free text)")
+        self.query_one("#pause-options", Static).update(text)
+        confirm = Text()
+        decision = self.staged()
+        if decision is not None:
+            confirm.append("Send: ", style="bold")
+            chosen = self.pause.option(decision.option) if decision.option else None
+            if chosen is not None:
+                confirm.append(f"{chosen.key}) {chosen.label}")
+            if decision.text:
+                confirm.append((" + " if decision.option else "") + f"instruction “{decision.text}”")
+            confirm.append("   Enter sends · Esc cancels", style="dim")
+        else:
+            confirm.append("Press an option's key or i; the choice is shown here before it is sent.", style="dim")
+        self.query_one("#pause-confirm", Static).update(confirm)
+
+    def choose(self, key: str) -> bool:
+        option = self.pause.option(key) if self.pause is not None else None
+        if option is None:
+            return False
+        if _FREE_TEXT.match(option.label):  # "C) your instruction": that is the text box
+            self.start_instruction()
+            return True
+        self.choice = key.upper()
+        self._show_options()
+        return True
+
+    def start_instruction(self) -> None:
+        box = self.query_one("#pause-instruction", Input)
+        box.display = True
+        box.value = self.text
+        box.focus()
+
+    def keep_instruction(self, text: str) -> None:
+        self.text = text.strip()
+        self.query_one("#pause-instruction", Input).display = False
+        self._show_options()
+
+    def staged(self) -> Decision | None:
+        if self.pause is None or not (self.choice or self.text):
+            return None
+        return Decision(node=self.pause.node, option=self.choice, text=self.text)
+
+    def cancel(self) -> bool:
+        """Drop the staged choice; False if there was none."""
+        had = self.choice is not None or bool(self.text)
+        self.choice, self.text = None, ""
+        self.query_one("#pause-instruction", Input).display = False
+        if self.pause is not None:
+            self._show_options()
+        return had
