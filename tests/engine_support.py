@@ -34,10 +34,11 @@ def demo_repo(
     nodes: dict[str, Any] | None = None,
     reviews: dict[str, list[str]] | None = None,
     settings: str = "poll = 0.5\nstop_grace = 1\n",
+    with_pause: bool = False,
 ) -> Path:
     """The demo in a fresh git repository; ``nodes`` replace entries of the scripted agent's script,
     ``settings`` go at the top of foreman.toml. Returns the map's path."""
-    map_path = create_demo(tmp_path / "demo")
+    map_path = create_demo(tmp_path / "demo", with_pause=with_pause)
     script_path = tmp_path / "demo" / "script" / "script.json"
     script = json.loads(script_path.read_text())
     script["nodes"].update(nodes or {})

@@ -176,14 +176,14 @@ def _start(map_path: str, args: argparse.Namespace) -> int:
 
 
 def _start_tui(map_path: str, args: argparse.Namespace) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("foreman: the TUI needs a terminal; run with --headless (or give it a terminal)", file=sys.stderr)
-        return EXIT_BAD_INPUT
     from ..tui.app import ForemanApp, check_keymap  # Textual only when the TUI is wanted
 
     project = Project.load(map_path)
     settings = _overrides(args, project.settings)
     check_keymap(settings, str(Path(map_path).resolve().parent / "foreman.toml"))
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("foreman: the TUI needs a terminal; run with --headless (or give it a terminal)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     app = ForemanApp(project, settings, use_fs_events=not args.no_watch)
     code = app.run()
     outcome = app.service.outcome

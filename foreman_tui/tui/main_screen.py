@@ -34,10 +34,10 @@ REFRESH = 0.1
 OPTION_KEYS = "abcde"
 
 
-def _feed_line(event: Event) -> str:
+def feed_line(event: Event) -> str:
+    """One line of the event feed."""
     stamp = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
-    text = event.describe()
-    return f"{stamp} {event.node or 'run':<18} {text[:300]}"
+    return f"{stamp} {event.node or 'run':<18} {event.describe()[:300]}"
 
 
 class MainScreen(Screen[None]):
@@ -106,7 +106,7 @@ class MainScreen(Screen[None]):
         events = self.service.take_events()
         if events:
             self.post_message(EventsArrived(events))
-            self.query_one("#feed", Log).write_lines([_feed_line(e) for e in events])
+            self.query_one("#feed", Log).write_lines([feed_line(e) for e in events])
             for event in events:
                 if isinstance(event, NodePaused) and event.pause_id not in self._known_pauses:
                     self._known_pauses.add(event.pause_id)
@@ -154,7 +154,7 @@ class MainScreen(Screen[None]):
     def _show_log(self) -> None:
         log = self.query_one(AnsiLog)
         node = self.node
-        feed = self.service.feeds.get(node) if node else None
+        feed = self.service.shown(node) if node else None
         mode = "steps" if feed is not None and feed.steps and not self.raw else "raw"
         lines: Sequence[str]
         if feed is None:

@@ -6,6 +6,8 @@ on its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from ..engine.events import (
     NodeVerified,
     RunFinished,
     WorkerStarted,
+    read_events,
 )
 from ..engine.pauses import Decision, Pause
 from ..engine.project import Project
@@ -78,7 +81,38 @@ class EngineService:
         self.supervisor.events.listeners.append(self._note)  # in step with the output lines
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
-        self.started_at = time.time()
+        self._recall()
+
+    def _recall(self) -> None:
+        """What earlier runs of this map left in the event log: each node's last check results, times
+        and log file, so a reopened foreman shows them before anything new happens."""
+        path = self.supervisor.events.path
+        if not path.exists():
+            return
+        for record in read_events(path):
+            kind = Event.registry.get(str(record.get("kind")))
+            if kind in (WorkerStarted, CheckFinished, NodeVerified, NodePaused, NodeReset):
+                with contextlib.suppress(TypeError, ValueError):
+                    event = kind(node=record.get("node"), time=record.get("ts", 0.0), **record["detail"])
+                    self._note(event, live=False)
+
+    def _preload(self, feed: NodeFeed) -> None:
+        """The end of the node's last log file, when it has one and nothing live was shown yet."""
+        if feed.log is None or feed.written:
+            return
+        try:
+            with open(feed.log, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 256 * 1024))
+                data = handle.read()
+        except OSError:
+            return
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        if size > len(data):
+            lines = lines[1:]  # the first one is cut
+        feed.lines.extend(lines)
+        feed.written = len(lines)
 
     # ------------------------------------------------------------------------------------ the run
 
@@ -100,6 +134,13 @@ class EngineService:
             found = self.feeds[node] = NodeFeed()
         return found
 
+    def shown(self, node: str) -> NodeFeed | None:
+        """The node's feed for showing: with the end of its last log if this session saw none of it."""
+        feed = self.feeds.get(node)
+        if feed is not None and not feed.written:
+            self._preload(feed)
+        return feed
+
     def _on_output(self, node: str, stream: str, line: str) -> None:
         """Called by the engine's reader tasks for every line: append only, never render here."""
         feed = self.feed(node)
@@ -118,7 +159,7 @@ class EngineService:
                 taken.append(event)
         return taken
 
-    def _note(self, event: Event) -> None:
+    def _note(self, event: Event, live: bool = True) -> None:
         if event.node is None:
             return
         feed = self.feed(event.node)
@@ -127,9 +168,10 @@ class EngineService:
                 feed.started = feed.started or event.time
                 feed.ended = None
                 feed.log = event.log
-            what = "attempt" if event.role == "worker" else f"{event.role}, attempt"
-            feed.lines.append(f"\x1b[2m── {what} {event.attempt} (pid {event.pid}) ──\x1b[0m")
-            feed.written += 1
+            if live and (feed.written or event.role == "worker"):
+                what = "attempt" if event.role == "worker" else f"{event.role}, attempt"
+                feed.lines.append(f"\x1b[2m── {what} {event.attempt} ──\x1b[0m")
+                feed.written += 1
         elif isinstance(event, AgentStep):
             feed.steps.append(f"[{event.role}] {event.step}")
             feed.steps_written += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
@@ -36,6 +37,7 @@ class PlanScreen(Screen[None]):
 
     def _plan(self) -> Text:
         report = plan_report(self.service.project, self.service.settings.max_parallel)
+        report["map"] = Path(report["map"]).name
         buffer = io.StringIO()
         console = Console(file=buffer, width=max(self.app.size.width - 4, 60), force_terminal=True, highlight=False)
         render.plan(report, console)

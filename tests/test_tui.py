@@ -1,0 +1,214 @@
+"""The TUI driven with Textual's pilot on real demo repositories, the scripted agent as the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.style import Style
+from textual.message import Message
+from textual.widgets import ProgressBar
+
+from foreman_tui.engine.process import group_alive
+from foreman_tui.tui.messages import DecisionSent, PauseShown
+from foreman_tui.tui.views import QuitScreen
+from foreman_tui.tui.widgets import AnsiLog, PausePanel
+
+from .engine_support import DEMO_PROCESS, demo_repo, events, kinds
+from .tui_support import SIZE, cell, make_app, wait_until
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def bar(app: Any, bar_id: str) -> float:
+    return app.screen.query_one(f"#{bar_id}", ProgressBar).progress
+
+
+def test_demo_runs_to_a_pause_and_one_key_plus_an_instruction_finishes_it(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path, with_pause=True)
+    messages: list[Message] = []
+
+    async def scenario() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+            await wait_until(pilot, lambda: any(isinstance(m, PauseShown) for m in messages), what="the pause")
+            shown = next(m for m in messages if isinstance(m, PauseShown))
+            assert shown.node == "05_update" and shown.waiting == 1
+            panel = app.screen.query_one(PausePanel)
+            assert panel.display and panel.pause is not None
+            assert "#2 implementation departs from the spec" in panel.pause.trigger
+            # The table and the bars say what happened so far: Prepare done, 04 verified, 05 paused, rest waiting.
+            assert cell(app, "05_update", "status").endswith("PAUSED")
+            assert cell(app, "07_inertia", "why") == "waits for 05_update"
+            for node in ("01_load_points", "02_vector_math", "03_seed_centroids", "04_assign"):
+                assert cell(app, node, "status").endswith("verified"), node
+            assert cell(app, "04_assign", "try") == "2/3"  # its tie test failed on the first attempt
+            assert bar(app, "bar-0") == 3 and bar(app, "bar-1") == 1 and bar(app, "bar-all") == 4
+
+            await pilot.press("b")
+            assert panel.choice == "B"
+            await pilot.press("i")
+            await pilot.press(*"keep the how's rule")
+            await pilot.press("enter")  # keeps the instruction; nothing is sent yet
+            assert not any(isinstance(m, DecisionSent) for m in messages)
+            staged = panel.staged()
+            assert staged is not None and (staged.option, staged.text) == ("B", "keep the how's rule")
+            await pilot.press("enter")  # sends
+            sent = next(m for m in messages if isinstance(m, DecisionSent))
+            assert (sent.decision.node, sent.decision.option) == ("05_update", "B")
+
+            await wait_until(pilot, lambda: app.service.outcome is not None, what="the end of the run")
+            assert app.service.outcome is not None and app.service.outcome.status == "complete"
+            await pilot.pause(0.2)
+            for node in DEMO_PROCESS:
+                assert cell(app, node, "status").endswith("verified"), node
+            assert bar(app, "bar-all") == 8 and bar(app, "bar-1") == 2
+            assert not panel.display
+
+    run(scenario())
+    evs = events(map_path)
+    decision = kinds(evs, "DecisionRecorded", "05_update")[0]["detail"]
+    assert decision["option"] == "B" and decision["text"] == "keep the how's rule"
+    assert decision["who"].endswith("(tui)")
+    # The worker's second attempt received the decision.
+    log = (map_path.parent / ".foreman" / "logs" / "05_update" / "2.log").read_text()
+    assert "keep the how's rule" in log and "option B" in log
+
+
+def test_escape_drops_a_staged_choice_and_nothing_is_sent(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path, with_pause=True)
+    messages: list[Message] = []
+
+    async def scenario() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+            await wait_until(pilot, lambda: app.service.pauses(), what="the pause")
+            await pilot.pause(0.2)
+            panel = app.screen.query_one(PausePanel)
+            await pilot.press("a")
+            assert panel.staged() is not None
+            await pilot.press("escape")
+            assert panel.staged() is None
+            await pilot.press("z")  # not an option: nothing happens
+            assert panel.staged() is None
+            await pilot.pause(1.2)  # more than two input ticks of the engine
+            assert app.service.pauses() and not any(isinstance(m, DecisionSent) for m in messages)
+
+    run(scenario())
+    assert not kinds(events(map_path), "DecisionRecorded")
+
+
+def _slow_first_node(tmp_path: Path, seconds: float) -> Path:
+    from .engine_support import solution
+
+    step = {
+        "files": {"kmeans/points.py": solution("01_load_points", "kmeans/points.py")},
+        "say": ["working slowly"],
+        "sleep": seconds,
+        "checkpoint": {"output": {"count": 30}},
+    }
+    return demo_repo(tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n")
+
+
+def _fast_again(map_path: Path) -> None:
+    script_path = map_path.parent.parent / "script" / "script.json"
+    script = json.loads(script_path.read_text())
+    script["nodes"]["01_load_points"]["sleep"] = 0
+    script_path.write_text(json.dumps(script))
+
+
+def test_quitting_with_a_running_worker_and_stopping_it_then_reopening_resumes(tmp_path: Path) -> None:
+    map_path = _slow_first_node(tmp_path, 60)
+
+    async def first_session() -> int:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: kinds(events(map_path), "WorkerStarted", "01_load_points"), what="worker")
+            await pilot.press("q")
+            await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), what="the quit question")
+            await pilot.press("s")
+            await wait_until(pilot, lambda: app.return_code is not None, timeout=30, what="the app to exit")
+        return int(kinds(events(map_path), "WorkerStarted", "01_load_points")[0]["detail"]["pid"])
+
+    pid = run(first_session())
+    assert not group_alive(pid), "the stopped worker is gone"
+    assert kinds(events(map_path), "RunFinished")[-1]["detail"]["outcome"] == "stopped"
+    _fast_again(map_path)
+
+    async def second_session() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.service.outcome is not None, what="the end of the run")
+            assert app.service.outcome is not None and app.service.outcome.status == "complete"
+
+    run(second_session())
+    evs = events(map_path)
+    assert [e["detail"]["resumed"] for e in kinds(evs, "RunStarted")] == [False, True]
+    recovered = kinds(evs, "NodeRecovered", "01_load_points")
+    assert recovered and recovered[0]["detail"]["now"] == "pending"
+    assert [e["detail"]["attempt"] for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"] == [1, 2]
+
+
+def test_palette_commands_stop_retry_and_hold_scheduling(tmp_path: Path) -> None:
+    map_path = _slow_first_node(tmp_path, 60)
+
+    async def scenario() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: "01_load_points" in app.service.running(), what="01 running")
+            app.screen.query_one("#nodes").move_cursor(row=1)  # 01_load_points (row 0 is its region)
+            await pilot.pause(0.1)
+            assert app.selected_node() == "01_load_points"
+            app.action_stop_node()
+            await wait_until(pilot, lambda: app.service.pause_of("01_load_points") is not None, what="stopped")
+            assert app.service.pause_of("01_load_points").trigger == "stopped by a person"  # type: ignore[union-attr]
+            await wait_until(pilot, lambda: not app.service.running(), what="the worker to stop")
+            app.action_toggle_scheduling()
+            assert app.service.supervisor.held
+            _fast_again(map_path)
+            app.action_retry_node()
+            await wait_until(pilot, lambda: app.service.pause_of("01_load_points") is None, what="retry")
+            await pilot.pause(1.2)
+            assert not app.service.running(), "nothing starts while scheduling is held"
+            assert cell(app, "01_load_points", "why") == "scheduling is paused"
+            app.action_toggle_scheduling()
+            await wait_until(pilot, lambda: app.service.phase("01_load_points") == "verified", what="01 verified")
+
+    run(scenario())
+    evs = events(map_path)
+    assert [e["detail"]["held"] for e in kinds(evs, "SchedulingHeld")] == [True, False]
+    assert kinds(evs, "DecisionRecorded", "01_load_points")[0]["detail"]["action"] == "retry"
+
+
+def test_log_keeps_ansi_colours_search_finds_lines_and_follow_toggles(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path)
+
+    async def scenario() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.service.outcome is not None, what="the end of the run")
+            app.screen.query_one("#nodes").move_cursor(row=5)  # 04_assign
+            await pilot.pause(0.2)
+            assert app.selected_node() == "04_assign"
+            app.service._on_output("04_assign", "stdout", "\x1b[31mred alert\x1b[0m plain")
+            await pilot.pause(0.3)
+            log = app.screen.query_one(AnsiLog)
+            assert log.lines[-1].endswith("plain")
+            strip = log._render_line_strip(len(log.lines) - 1, Style())
+            red = [seg for seg in strip if seg.text.startswith("red alert")]
+            assert red and red[0].style is not None and red[0].style.color is not None
+            assert red[0].style.color.number == 1  # ANSI red
+            await pilot.press("slash")
+            await pilot.press(*"tie test")
+            await pilot.press("enter")
+            found = log.find("tie test", -1)
+            assert found is not None and "tie test" in log.lines[found].lower()
+            assert not log.auto_scroll  # a search stops following
+            await pilot.press("f")
+            assert log.auto_scroll
+
+    run(scenario())
