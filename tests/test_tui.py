@@ -111,7 +111,9 @@ def _slow_first_node(tmp_path: Path, seconds: float) -> Path:
         "sleep": seconds,
         "checkpoint": {"output": {"count": 30}},
     }
-    return demo_repo(tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n")
+    return demo_repo(
+        tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n"
+    )
 
 
 def _fast_again(map_path: Path) -> None:
@@ -150,7 +152,9 @@ def test_quitting_with_a_running_worker_and_stopping_it_then_reopening_resumes(t
     assert [e["detail"]["resumed"] for e in kinds(evs, "RunStarted")] == [False, True]
     recovered = kinds(evs, "NodeRecovered", "01_load_points")
     assert recovered and recovered[0]["detail"]["now"] == "pending"
-    assert [e["detail"]["attempt"] for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"] == [1, 2]
+    assert [
+        e["detail"]["attempt"] for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"
+    ] == [1, 2]
 
 
 def test_palette_commands_stop_retry_and_hold_scheduling(tmp_path: Path) -> None:

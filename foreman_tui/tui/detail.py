@@ -82,7 +82,10 @@ class DetailScreen(Screen[None]):
         return table
 
     def _checkpoint(self) -> Syntax | Text:
-        path = self.service.worker_tree(self.node) / "_checkpoints" / f"{self.node}.json"
+        name = f"_checkpoints/{self.node}.json"
+        path = self.service.worker_tree(self.node) / name
+        if not path.exists():  # merged, its worktree gone: the integration branch has it
+            path = self.service.supervisor.project_dir / name
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except OSError:

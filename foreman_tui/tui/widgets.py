@@ -81,8 +81,10 @@ class NodeTable(DataTable[Text | str]):
         self.node_rows: list[str] = []
 
     def on_mount(self) -> None:
-        for key, label in (*COLUMNS, *TAIL_COLUMNS):
+        for key, label in COLUMNS:
             self.add_column(label, key=key)
+        self.add_column(TAIL_COLUMNS[0][1], key=TAIL_COLUMNS[0][0], width=40)
+        self.add_column(TAIL_COLUMNS[1][1], key=TAIL_COLUMNS[1][0])
         graph = self.service.project.graph
         placed: set[str] = set()
         groups: list[tuple[str, str, list[str]]] = []
@@ -119,7 +121,8 @@ class NodeTable(DataTable[Text | str]):
             marks.append(mark, style=mark_style)
         values["checks"] = marks
         pause = service.pause_of(node)
-        values["why"] = f"[{pause.trigger}] {pause.problem}"[:80] if pause else service.wait_reason(node)
+        why = f"[{pause.trigger}] {pause.problem}" if pause else service.wait_reason(node)
+        values["why"] = why if len(why) <= 40 else why[:39] + "…"
         cost = service.cost(node)
         values["cost"] = f"${cost:.2f}" if cost else ""
         return values
@@ -130,7 +133,7 @@ class NodeTable(DataTable[Text | str]):
             for column, value in self.row_values(node, now).items():
                 if self._shown.get((node, column)) != value:
                     self._shown[(node, column)] = value
-                    self.update_cell(node, column, value)  # type: ignore[arg-type]
+                    self.update_cell(node, column, value, update_width=column != "why")  # type: ignore[arg-type]
         for region, (_, done, total) in zip(
             self.service.project.graph.regions, self.service.region_progress(), strict=False
         ):
