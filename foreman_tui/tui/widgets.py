@@ -207,8 +207,8 @@ class PausePanel(Vertical):
 
     def compose(self) -> Iterable[Static | VerticalScroll | Input]:
         yield Static(id="pause-title")
-        yield Static(id="pause-body")
-        with VerticalScroll(id="pause-evidence"):
+        with VerticalScroll(id="pause-scroll"):  # what happened scrolls; the options always show
+            yield Static(id="pause-body")
             yield Static(id="pause-evidence-text")
         yield Static(id="pause-options")
         yield Input(placeholder="your instruction — Enter to keep it, Esc to drop it", id="pause-instruction")
@@ -233,7 +233,7 @@ class PausePanel(Vertical):
                 body.append(pause.tried)
             self.query_one("#pause-body", Static).update(body)
             self.query_one("#pause-evidence-text", Static).update(Text(_evidence(pause) or "(no evidence)"))
-            self.query_one("#pause-evidence", VerticalScroll).scroll_end(animate=False)
+            self.query_one("#pause-scroll", VerticalScroll).scroll_home(animate=False)
         title = Text()
         title.append(f" ⏸ HARD PAUSE  {pause.node} ", style="bold black on yellow")
         title.append(f"  [{pause.trigger}]", style="bold")

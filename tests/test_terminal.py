@@ -1,0 +1,139 @@
+"""`foreman` in a real terminal: tmux runs it, the test reads the screen with capture-pane and types
+with send-keys. Each test has its own tmux server (-L), so tests can run in parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from foreman_tui.engine.process import group_alive
+
+from .conftest import REPO
+from .engine_support import demo_repo, events, foreman, kinds, solution
+
+# CI installs tmux (.ci/run); there a missing tmux is a failure, not a skip.
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None and not os.environ.get("CI"), reason="needs tmux")
+
+
+class Terminal:
+    def __init__(self, command: str, cwd: Path) -> None:
+        self.server = f"foreman-test-{uuid.uuid4().hex[:8]}"
+        self.session = "t"
+        self._tmux("new-session", "-d", "-s", self.session, "-x", "150", "-y", "44", "-c", str(cwd), command)
+        self._tmux("resize-window", "-t", self.session, "-x", "150", "-y", "44")
+
+    def _tmux(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.server, *args], capture_output=True, text=True, check=True)
+        return done.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", self.session)
+
+    def wait_for(self, text: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"'{text}' did not appear within {timeout}s; the screen:\n{screen}")
+            time.sleep(0.1)
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", self.session, *keys)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def terminal() -> Iterator[list[Terminal]]:
+    opened: list[Terminal] = []
+    yield opened
+    for term in opened:
+        term.close()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_demo_in_a_real_terminal_reaches_the_pause_takes_a_key_and_completes(
+    tmp_path: Path, terminal: list[Terminal]
+) -> None:
+    demo = tmp_path / "demo"
+    command = (
+        f"{shlex.quote(sys.executable)} -m foreman_tui demo --dir {shlex.quote(str(demo))}; echo EXIT=$?; sleep 600"
+    )
+    term = Terminal(command, REPO)
+    terminal.append(term)
+    screen = term.wait_for("HARD PAUSE")
+    assert "05_update" in screen and "squared shift" in screen
+    term.keys("a")
+    term.wait_for("Send: A)")
+    term.keys("Enter")
+    term.wait_for("run complete")
+    term.keys("q")
+    screen = term.wait_for("EXIT=0")
+    assert "run complete (8/8 verified)" in screen
+    term.close()  # its shell names the folder too
+    assert _processes_mentioning(str(demo)) == [], "no worker, check or foreman process is left"
+
+
+def test_leaving_workers_running_on_quit_and_the_next_run_takes_them_over(
+    tmp_path: Path, terminal: list[Terminal]
+) -> None:
+    step = {
+        "files": {"kmeans/points.py": solution("01_load_points", "kmeans/points.py")},
+        "say": ["working slowly"],
+        "sleep": 8,
+        "checkpoint": {"output": {"count": 30}},
+    }
+    map_path = demo_repo(
+        tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n"
+    )
+    command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}; echo EXIT=$?; sleep 600"
+    term = Terminal(command, map_path.parent)
+    terminal.append(term)
+    term.wait_for("1 running")
+    term.keys("q")
+    term.wait_for("leave the workers running")
+    term.keys("l")
+    screen = term.wait_for("EXIT=3", timeout=30)
+    assert "left running: 01_load_points" in screen
+    record = json.loads((map_path.parent / ".foreman" / "pids" / "01_load_points.worker.json").read_text())
+    assert record["left_running"] and group_alive(record["pgid"]), "the worker still works with foreman gone"
+
+    done = foreman("run", str(map_path), "--headless", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    evs = events(map_path)
+    taken = kinds(evs, "NodeRecovered", "01_load_points")
+    assert taken and "left running" in taken[0]["detail"]["reason"]
+    starts = [e for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"]
+    assert len(starts) == 1, "the left worker's commit was taken; no second attempt"
+    log = (map_path.parent / ".foreman" / "logs" / "01_load_points" / "1.log").read_text()
+    assert "working slowly" in log and "committed" in log  # written after foreman quit, through the drain
+    assert not group_alive(record["pgid"])
+    term.close()
+    assert _processes_mentioning(str(map_path.parent)) == []
