@@ -5,7 +5,8 @@
 A real repository with an N-node map (no dependencies, no shared files), the `command` preset running a
 small Python printer per node (ANSI colours included), and the real App under Textual's headless
 driver. Every 0.25 s the bench sends the App a key event for `f` (follow on/off), as the terminal driver
-would, and times how long until the log widget shows the change; it also samples the event loop's lag every 50 ms and the process's RSS every second.
+would, and times how long until the log widget shows the change; it also samples the event loop's lag
+every 50 ms and the process's RSS every second.
 Prints the lines that reached the TUI, key latency (median, p95, max), loop lag and memory over time.
 """
 
@@ -72,7 +73,7 @@ def make_project(root: Path, workers: int, rate: int, seconds: float) -> Path:
     (repo / "algorithm-map.json").write_text(json.dumps(doc))
     argv = [sys.executable, str(root / "printer.py"), str(rate), str(seconds), "{node_id}"]
     (repo / "foreman.toml").write_text(
-        f"max_parallel = {workers}\nstop_grace = 1\n[worker]\npreset = \"command\"\nargv = {json.dumps(argv)}\n"
+        f'max_parallel = {workers}\nstop_grace = 1\n[worker]\npreset = "command"\nargv = {json.dumps(argv)}\n'
     )
     for args in (["init", "-q", "-b", "main"], ["config", "user.email", "b@x"], ["config", "user.name", "b"]):
         subprocess.run(["git", *args], cwd=repo, check=True)
