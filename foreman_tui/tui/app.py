@@ -90,10 +90,10 @@ class ForemanApp(App[int]):
     # ---------------------------------------------------------------------------------- the nodes
 
     def selected_node(self) -> str | None:
-        screen = self.get_screen_stack_main()
+        screen = self.main_screen()
         return screen.node if screen is not None else None
 
-    def get_screen_stack_main(self) -> MainScreen | None:
+    def main_screen(self) -> MainScreen | None:
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
     def announce_pause(self, event: NodePaused) -> None:
@@ -146,7 +146,7 @@ class ForemanApp(App[int]):
         self.push_screen(PlanScreen(self.service))
 
     def action_toggle_raw(self) -> None:
-        screen = self.get_screen_stack_main()
+        screen = self.main_screen()
         if screen is not None:
             screen.action_raw()
 

@@ -66,7 +66,8 @@ class MainScreen(Screen[None]):
         self.node: str | None = None
         self.raw = False
         self._shown_written = 0
-        self._shown_mode = ""
+        self._shown_mode: tuple[str | None, str] | None = None
+        """(node, "raw" or "steps") the log widget shows now."""
         self._search = ""
         self._match: int | None = None
         self._known_pauses: set[str] = set()
@@ -164,13 +165,11 @@ class MainScreen(Screen[None]):
         else:
             lines_written, lines = feed.written, feed.lines
         if (node, mode) != self._shown_mode or lines_written < self._shown_written:
-            self._shown_mode = (node, mode)  # type: ignore[assignment]
+            self._shown_mode = (node, mode)
             log.clear()
             log.write_lines(list(lines))
-        else:
-            new = lines_written - self._shown_written
-            if new > 0:
-                log.write_lines(list(lines)[-min(new, len(lines)) :])
+        elif (new := min(lines_written - self._shown_written, len(lines))) > 0:
+            log.write_lines([lines[i] for i in range(-new, 0)])  # only the new tail, not the whole window
         self._shown_written = lines_written
         title = Text()
         title.append(f" {node or '(select a node)'} ", style="bold reverse")
@@ -192,7 +191,7 @@ class MainScreen(Screen[None]):
         node = key if key and not key.startswith("region:") else None
         if node != self.node:
             self.node = node
-            self._shown_mode = ""
+            self._shown_mode = None
             self._match = None
             self.tick()
 

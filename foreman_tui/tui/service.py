@@ -21,7 +21,6 @@ from ..engine.events import (
     NodePaused,
     NodeReset,
     NodeVerified,
-    RunFinished,
     WorkerStarted,
     read_events,
 )
@@ -279,6 +278,3 @@ class EngineService:
 
     def stop(self) -> None:
         self.supervisor.request_stop()
-
-    def finished_event(self, events: list[Event]) -> RunFinished | None:
-        return next((e for e in events if isinstance(e, RunFinished)), None)
