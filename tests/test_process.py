@@ -22,7 +22,7 @@ def child(tmp_path: Path, code: str, **kwargs: object) -> ChildProcess:
 def test_lines_longer_than_64_kib_arrive_whole(tmp_path: Path) -> None:
     lines: list[tuple[str, str]] = []
     code = "import sys; sys.stdout.write('x' * 300000 + '\\n' + 'done\\n'); sys.stderr.write('warn\\n')"
-    proc = child(tmp_path, code, on_line=lambda s, t: lines.append((s, t)))
+    proc = child(tmp_path, code, on_lines=lambda s, batch: lines.extend((s, t) for t in batch))
 
     async def go() -> int | None:
         await proc.start()
@@ -33,6 +33,32 @@ def test_lines_longer_than_64_kib_arrive_whole(tmp_path: Path) -> None:
     assert [len(t) for t in stdout] == [300000, 4]
     assert ("stderr", "warn") in lines
     assert (tmp_path / "child.log").stat().st_size == 300000 + 1 + 5 + 5
+
+
+def test_lines_arrive_exactly_whatever_the_chunks(tmp_path: Path) -> None:
+    """Lines are handed over a chunk at a time; the batches must still add up to the exact lines: CRLF
+    endings stripped, a character split across two reads intact, the last line kept without its newline."""
+    batches: list[list[str]] = []
+    # 65,535 ASCII bytes put the 3-byte 表 across the first 64 KiB read; then many small lines, CRLF ones
+    # and a last line with no newline.
+    code = (
+        "import sys\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(b'a' * 65535 + '表格'.encode() + b'\\n')\n"
+        "out.write(b''.join(b'%d\\n' % i for i in range(50000)))\n"
+        "out.write(b'dos\\r\\nline\\r\\n\\nlast')\n"
+    )
+    proc = child(tmp_path, code, on_lines=lambda s, batch: batches.append(batch) if s == "stdout" else None)
+
+    async def go() -> int | None:
+        await proc.start()
+        return (await proc.wait(30)).exit_code
+
+    assert asyncio.run(go()) == 0
+    lines = [line for batch in batches for line in batch]
+    assert lines == ["a" * 65535 + "表格", *map(str, range(50000)), "dos", "line", "", "last"]
+    assert len(batches) < 200  # per chunk, not per line
+    assert list(proc.tail)[-4:] == ["dos", "line", "", "last"]
 
 
 def test_the_tail_stays_bounded(tmp_path: Path) -> None:

@@ -198,7 +198,7 @@ def test_log_keeps_ansi_colours_search_finds_lines_and_follow_toggles(tmp_path: 
             app.screen.query_one("#nodes").move_cursor(row=5)  # 04_assign
             await pilot.pause(0.2)
             assert app.selected_node() == "04_assign"
-            app.service._on_output("04_assign", "stdout", "\x1b[31mred alert\x1b[0m plain")
+            app.service._on_output("04_assign", "stdout", ["\x1b[31mred alert\x1b[0m plain"])
             await pilot.pause(0.3)
             log = app.screen.query_one(AnsiLog)
             assert log.lines[-1].endswith("plain")

@@ -79,8 +79,12 @@ class OutputParser:
         self.report = AgentReport()
 
     def feed(self, stream: str, line: str) -> None:
+        self.feed_lines(stream, [line])
+
+    def feed_lines(self, stream: str, lines: list[str]) -> None:
+        """Take a batch of complete lines from one stream (the process runtime hands them over per chunk)."""
         if stream == "stdout":
-            self.report.lines.append(line)
+            self.report.lines.extend(lines)
 
 
 def _tool_summary(name: str, args: dict[str, Any]) -> tuple[str, str | None]:
@@ -96,16 +100,21 @@ def _tool_summary(name: str, args: dict[str, Any]) -> tuple[str, str | None]:
 class JsonLinesParser(OutputParser):
     """Agents that print one JSON object per line; other stdout lines are kept as plain text."""
 
-    def feed(self, stream: str, line: str) -> None:
+    def feed_lines(self, stream: str, lines: list[str]) -> None:
         if stream != "stdout":
             return
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            super().feed(stream, line)
-            return
-        if isinstance(data, dict):
-            self.handle(data)
+        kept = self.report.lines
+        for line in lines:
+            if not line.lstrip().startswith("{"):  # cheaper than letting json fail on every text line
+                kept.append(line)
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                kept.append(line)
+                continue
+            if isinstance(data, dict):
+                self.handle(data)
 
     def handle(self, data: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -56,7 +56,9 @@ class RunContext:
         self.state = RunState()
         self.waits: list[Wait] = []
         self.children: dict[str, ChildProcess] = {}
-        self.on_output: Callable[[str, str, str], None] | None = None
+        self.on_output: Callable[[str, str, list[str]], None] | None = None
+        """Given each batch of a worker's output lines as (node, stream, lines); called on the event loop,
+        so it must only store them (a flood of output arrives here)."""
         self.ask: Callable[[Pause], Awaitable[Decision | None]] | None = None
         """How to ask a person when nothing can run until they decide (a terminal, the TUI); None: don't."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -241,15 +243,15 @@ class RunContext:
             env["FOREMAN_MESSAGE_FILE"] = str(message)
         parser = agent.parser()
 
-        def on_line(stream: str, line: str) -> None:
+        def on_lines(stream: str, lines: list[str]) -> None:
             seen = len(parser.report.steps)
-            parser.feed(stream, line)
+            parser.feed_lines(stream, lines)
             for step in parser.report.steps[seen:]:
                 self.emit(AgentStep(node=node, role=role, attempt=attempt, step=step))
             if self.on_output is not None:
-                self.on_output(node, stream, line)
+                self.on_output(node, stream, lines)
 
-        child = ChildProcess(invocation.argv, tree, env, log, invocation.stdin, on_line=on_line)
+        child = ChildProcess(invocation.argv, tree, env, log, invocation.stdin, on_lines=on_lines)
         key = f"{node}.{role}"
         try:
             pid = await child.start()

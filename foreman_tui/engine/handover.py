@@ -112,8 +112,8 @@ class Handover(RunContext):
             return offset, pending
         if not data:
             return offset, pending
-        *lines, rest = (pending + data).split(b"\n")
-        if self.on_output is not None:
-            for line in lines:
-                self.on_output(node, "stdout", line.decode("utf-8", errors="replace"))
-        return offset + len(data), rest
+        unread = pending + data
+        end = unread.rfind(b"\n")  # -1 when no line is complete yet: everything stays pending
+        if end >= 0 and self.on_output is not None:
+            self.on_output(node, "stdout", unread[:end].decode("utf-8", errors="replace").split("\n"))
+        return offset + len(data), unread[end + 1 :]

@@ -3,7 +3,8 @@
 Each child starts in its own session (so it and everything it spawns form one process group), with stdin
 from a file or /dev/null, never the terminal. Its stdout and stderr are read in 64 KiB chunks (agent JSON
 lines exceed asyncio's readline limit), every byte is appended to a log file, and complete lines go to a
-bounded tail and to an optional callback. Stopping signals the whole group: SIGTERM, a grace period,
+bounded tail and to an optional callback, a chunk's worth of lines at a time (a flood of output costs a few calls
+per 64 KiB, not a few per line). Stopping signals the whole group: SIGTERM, a grace period,
 SIGKILL; the leader is always reaped and the rest of its group is cleared even when the leader exits on
 its own, so no grandchild outlives its worker.
 """
@@ -27,7 +28,7 @@ from typing import BinaryIO
 log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 MAX_LINE = 8 * 1024 * 1024  # a longer "line" is cut so one runaway line cannot exhaust memory
-LineHandler = Callable[[str, str], None]  # (stream name, line without newline)
+LinesHandler = Callable[[str, list[str]], None]  # (stream name, complete lines without their newlines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class ChildProcess:
         log_path: Path,
         stdin_path: Path | None = None,
         tail_lines: int = 2000,
-        on_line: LineHandler | None = None,
+        on_lines: LinesHandler | None = None,
     ) -> None:
         self.argv = list(argv)
         self.cwd = cwd
@@ -57,7 +58,7 @@ class ChildProcess:
         self.log_path = log_path
         self.stdin_path = stdin_path
         self.tail: deque[str] = deque(maxlen=tail_lines)
-        self.on_line = on_line
+        self.on_lines = on_lines
         self.pid: int | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
@@ -103,28 +104,37 @@ class ChildProcess:
         while chunk := await stream.read(CHUNK):
             log.write(chunk)
             log.flush()
-            *complete, rest = chunk.split(b"\n")  # only the new chunk is scanned
-            for piece in complete:
-                parts.append(piece)
-                self._line(name, b"".join(parts))
-                parts, size = [], 0
-            if rest:
-                parts.append(rest)
-                size += len(rest)
-            if size > MAX_LINE:
-                self._line(name, b"".join(parts))
-                parts, size = [], 0
+            end = chunk.rfind(b"\n")  # only the new chunk is scanned
+            if end < 0:
+                parts.append(chunk)
+                size += len(chunk)
+                if size > MAX_LINE:
+                    self._lines(name, b"".join(parts))
+                    parts, size = [], 0
+                continue
+            complete = chunk[:end]
+            if parts:
+                parts.append(complete)
+                complete = b"".join(parts)
+            self._lines(name, complete)
+            rest = chunk[end + 1 :]
+            parts, size = ([rest], len(rest)) if rest else ([], 0)
         if parts:
-            self._line(name, b"".join(parts))
+            self._lines(name, b"".join(parts))
 
-    def _line(self, name: str, raw: bytes) -> None:
-        text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-        self.tail.append(text)
-        if self.on_line is not None:
+    def _lines(self, name: str, raw: bytes) -> None:
+        """Pass on the lines in ``raw`` (complete lines joined by newlines, the last one without its own).
+        A newline never falls inside a UTF-8 sequence, so decoding them together equals decoding each."""
+        text = raw.decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]
+        self.tail.extend(lines)
+        if self.on_lines is not None:
             try:
-                self.on_line(name, text)
+                self.on_lines(name, lines)
             except Exception:  # a consumer's bug must not stop the draining of the pipes (the child would block)
-                log.exception("line handler failed on %s line", name)
+                log.exception("line handler failed on %s lines", name)
 
     def hand_off(self) -> int | None:
         """Let the child outlive foreman: stop reading its pipes here and give them to a small drain

@@ -140,11 +140,11 @@ class EngineService:
             self._preload(feed)
         return feed
 
-    def _on_output(self, node: str, stream: str, line: str) -> None:
-        """Called by the engine's reader tasks for every line: append only, never render here."""
+    def _on_output(self, node: str, stream: str, lines: list[str]) -> None:
+        """Called by the engine's reader tasks with each batch of lines: store only, never render here."""
         feed = self.feed(node)
-        feed.lines.append(line)
-        feed.written += 1
+        feed.lines.extend(lines)
+        feed.written += len(lines)
 
     def take_events(self, limit: int = 2000) -> list[Event]:
         """The events since the last call (at most ``limit``), with the per-node views brought up to date."""
@@ -227,7 +227,7 @@ class EngineService:
         feed = self.feeds.get(node)
         if feed is None or feed.started is None:
             return None
-        return (feed.ended or now or time.time()) - feed.started
+        return max(0.0, (feed.ended or now or time.time()) - feed.started)
 
     def check_keys(self, node: str) -> list[str]:
         keys = [f"{c.phase}[{c.index}]" for c in self.project.node_checks(node) if c.level == "L1"]
