@@ -24,7 +24,7 @@ from ..engine.events import Event, NodePaused
 from ..engine.pauses import Pause
 from .messages import DecisionSent, EventsArrived, PauseShown, RunEnded
 from .service import SCROLLBACK, EngineService
-from .widgets import AnsiLog, NodeTable, PausePanel, RegionBars
+from .widgets import AnsiLog, NodeTable, PausePanel, RegionBars, show
 
 if TYPE_CHECKING:
     from .app import ForemanApp
@@ -135,7 +135,7 @@ class MainScreen(Screen[None]):
             text.append(f"  run {service.outcome.status}: q quits", style=style)
         elif service.error is not None:
             text.append(f"  engine error: {service.error}", style="bold red")
-        self.query_one("#summary", Static).update(text)
+        show(self.query_one("#summary", Static), text, layout=False)
 
     def _selected_pause(self) -> Pause | None:
         """The selected node's pause, or else the oldest one waiting."""
@@ -181,7 +181,7 @@ class MainScreen(Screen[None]):
             title.append(" · following" if log.auto_scroll else " · not following (f)", style="dim")
             if self._search:
                 title.append(f" · search “{self._search}”", style="yellow")
-        self.query_one("#log-title", Static).update(title)
+        show(self.query_one("#log-title", Static), title, layout=False)
 
     # ------------------------------------------------------------------------------------- events
 

@@ -64,6 +64,13 @@ COLUMNS = (("node", "node"), ("status", "status"), ("try", "try"), ("time", "tim
 TAIL_COLUMNS = (("why", "waiting / note"), ("cost", "cost"))
 
 
+def show(widget: Static, content: Text | str, *, layout: bool = True) -> None:
+    """Give ``widget`` new content only if it differs: the screen refreshes ten times a second, and an
+    update with ``layout`` lays out and repaints all of it (pass False when the widget's size is fixed)."""
+    if widget.content != content:
+        widget.update(content, layout=layout)
+
+
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -100,7 +107,21 @@ class NodeTable(DataTable[Text | str]):
             for node in members:
                 self.add_row(Text(f"  {node}"), "", "", "", "", "", "", key=node)
                 self.node_rows.append(node)
+        self._fit_caches()
         self.update_rows()
+
+    def _fit_caches(self) -> None:
+        """Size DataTable's render caches to this table. Their keys include an update counter, so every
+        changed cell (the running clocks change each second) makes all entries stale; at their defaults
+        (1,000 rows, 10,000 cells) they keep ~50k dead objects that each full garbage collection walks."""
+        rows = self.row_count + 1  # the header too
+        for cache, size in (
+            (self._row_render_cache, rows * 2),
+            (self._cell_render_cache, rows * len(self.columns) * 2),
+            (self._row_renderable_cache, rows * 2),
+            (self._line_cache, rows * 2),
+        ):
+            cache.maxsize = min(cache.maxsize, max(size, 64))
 
     def row_values(self, node: str, now: float) -> dict[str, object]:
         service = self.service
@@ -128,7 +149,9 @@ class NodeTable(DataTable[Text | str]):
         return values
 
     def update_rows(self) -> None:
-        now = time.time()
+        # Whole seconds: every running clock then turns at the same moment, one repaint of the table a
+        # second rather than one per running node.
+        now = float(int(time.time()))
         for node in self.node_rows:
             for column, value in self.row_values(node, now).items():
                 if self._shown.get((node, column)) != value:
@@ -178,7 +201,7 @@ class RegionBars(Vertical):
         rows.append(("bar-all", verified, len(self.service.project.graph.process_order)))
         for bar_id, done, total in rows:
             self.query_one(f"#{bar_id}", ProgressBar).update(progress=done)
-            self.query_one(f"#{bar_id}-count", Label).update(f"{done}/{total} verified")
+            show(self.query_one(f"#{bar_id}-count", Label), f"{done}/{total} verified", layout=False)
 
 
 def _evidence(pause: Pause) -> str:
@@ -239,7 +262,7 @@ class PausePanel(Vertical):
         title.append(f"  [{pause.trigger}]", style="bold")
         if waiting > 1:
             title.append(f"   {waiting} pauses waiting", style="bold white on red")
-        self.query_one("#pause-title", Static).update(title)
+        show(self.query_one("#pause-title", Static), title)
         self._show_options()
         return changed
 
@@ -252,7 +275,7 @@ class PausePanel(Vertical):
             text.append(f" {option.label}\n", style="bold" if selected else "")
         text.append(" i ", style="bold")
         text.append(" your instruction (free text)")
-        self.query_one("#pause-options", Static).update(text)
+        show(self.query_one("#pause-options", Static), text)
         confirm = Text()
         decision = self.staged()
         if decision is not None:
@@ -265,7 +288,7 @@ class PausePanel(Vertical):
             confirm.append("   Enter sends · Esc cancels", style="dim")
         else:
             confirm.append("Press an option's key or i; the choice is shown here before it is sent.", style="dim")
-        self.query_one("#pause-confirm", Static).update(confirm)
+        show(self.query_one("#pause-confirm", Static), confirm)
 
     def choose(self, key: str) -> bool:
         option = self.pause.option(key) if self.pause is not None else None
