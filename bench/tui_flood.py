@@ -86,6 +86,7 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
     project = Project.load(map_path)
     app = ForemanApp(project, project.settings)
     latencies: list[float] = []
+    presses: list[tuple[float, float]] = []  # (seconds into the flood, latency)
     lags: list[float] = []
     memory: list[tuple[float, float]] = []
     async with app.run_test(size=(150, 44)) as pilot:
@@ -115,6 +116,7 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
             while log.auto_scroll == before:
                 await asyncio.sleep(0.001)
             latencies.append(time.monotonic() - pressed)
+            presses.append((pressed - start, latencies[-1]))
             await asyncio.sleep(0.25)
         stop.set()
         await sampler
@@ -138,6 +140,9 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
             "p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
             "max": round(latencies[-1] * 1000, 1),
             "samples": len(latencies),
+            "slowest_at_second": [
+                [round(at, 1), round(took * 1000, 1)] for at, took in sorted(presses, key=lambda p: -p[1])[:5]
+            ],
         },
         "loop_lag_ms": {
             "median": round(statistics.median(lags) * 1000, 1),
