@@ -216,3 +216,32 @@ def test_log_keeps_ansi_colours_search_finds_lines_and_follow_toggles(tmp_path: 
             assert log.auto_scroll
 
     run(scenario())
+
+
+def test_a_growing_log_keeps_its_scrollbar_and_the_end_in_step_without_relayouts() -> None:
+    """GrowingLog skips Textual's whole-screen layout when its virtual size changes; its scrollbar must
+    still know the new length, and a following log must still show its last line."""
+    from textual.app import App, ComposeResult
+
+    class OneLog(App[None]):
+        def compose(self) -> ComposeResult:
+            yield AnsiLog(max_lines=500, id="log")
+
+    async def scenario() -> None:
+        app = OneLog()
+        async with app.run_test(size=(60, 12)) as pilot:
+            log = app.query_one(AnsiLog)
+            for batch in range(30):
+                log.write_lines([f"\x1b[32mline\x1b[0m {batch * 10 + i}" for i in range(10)])
+                await pilot.pause()
+            assert log.show_vertical_scrollbar
+            assert log.vertical_scrollbar.window_virtual_size == log.line_count == 300
+            assert log.scroll_y == log.max_scroll_y > 0
+            assert log.lines[-1].endswith("line\x1b[0m 299")
+            for _ in range(30):  # past max_lines: the oldest go, the length stays
+                log.write_lines([f"more {i}" for i in range(10)])
+            await pilot.pause()
+            assert log.vertical_scrollbar.window_virtual_size == log.line_count == 500
+            assert log.scroll_y == log.max_scroll_y
+
+    run(scenario())

@@ -24,7 +24,7 @@ from ..engine.events import Event, NodePaused
 from ..engine.pauses import Pause
 from .messages import DecisionSent, EventsArrived, PauseShown, RunEnded
 from .service import SCROLLBACK, EngineService
-from .widgets import AnsiLog, NodeTable, PausePanel, RegionBars, show
+from .widgets import AnsiLog, GrowingLog, NodeTable, PausePanel, RegionBars, show
 
 if TYPE_CHECKING:
     from .app import ForemanApp
@@ -88,7 +88,7 @@ class MainScreen(Screen[None]):
                 yield AnsiLog(max_lines=SCROLLBACK, id="log")
                 yield Input(placeholder="search the log — Enter finds, n/N next/previous, Esc closes", id="search")
                 yield Static("events", id="feed-title")
-                yield Log(max_lines=1000, id="feed")
+                yield GrowingLog(max_lines=1000, id="feed")
         yield Footer()
 
     def on_mount(self) -> None:
