@@ -49,6 +49,34 @@ time.sleep(3600)  # never commits: the bench stops it
 """
 
 
+def spread(durations: list[float]) -> dict[str, float]:
+    """Median, p95 and max of durations in seconds, as milliseconds."""
+    ordered = sorted(durations)
+    at_p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    return {
+        "median": round(statistics.median(ordered) * 1000, 1),
+        "p95": round(at_p95 * 1000, 1),
+        "max": round(ordered[-1] * 1000, 1),
+        "samples": len(ordered),
+    }
+
+
+def key_figures(presses: list[tuple[float, float]]) -> dict[str, object]:
+    """The spread of key latencies, and when (seconds into the run) the five slowest presses happened."""
+    slowest = sorted(presses, key=lambda press: -press[1])[:5]
+    return spread([took for _, took in presses]) | {
+        "slowest_at_second": [[round(at, 1), round(took * 1000, 1)] for at, took in slowest]
+    }
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--rate", type=int, default=20000, help="lines per second per worker")
+    parser.add_argument("--seconds", type=float, default=20)
+    return parser.parse_args()
+
+
 def rss_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -85,7 +113,6 @@ def make_project(root: Path, workers: int, rate: int, seconds: float) -> Path:
 async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, object]:
     project = Project.load(map_path)
     app = ForemanApp(project, project.settings)
-    latencies: list[float] = []
     presses: list[tuple[float, float]] = []  # (seconds into the flood, latency)
     lags: list[float] = []
     memory: list[tuple[float, float]] = []
@@ -115,8 +142,7 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
             app.post_message(events.Key("f", "f"))
             while log.auto_scroll == before:
                 await asyncio.sleep(0.001)
-            latencies.append(time.monotonic() - pressed)
-            presses.append((pressed - start, latencies[-1]))
+            presses.append((pressed - start, time.monotonic() - pressed))
             await asyncio.sleep(0.25)
         stop.set()
         await sampler
@@ -126,8 +152,6 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
         service.stop()
         while not service.finished:
             await pilot.pause(0.1)
-    latencies.sort()
-    lags.sort()
     return {
         "workers": workers,
         "seconds": seconds,
@@ -135,30 +159,14 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
         "lines_per_second": round(lines / seconds),
         "kept_per_node_max": kept,
         "log_widget_lines": shown,
-        "key_latency_ms": {
-            "median": round(statistics.median(latencies) * 1000, 1),
-            "p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
-            "max": round(latencies[-1] * 1000, 1),
-            "samples": len(latencies),
-            "slowest_at_second": [
-                [round(at, 1), round(took * 1000, 1)] for at, took in sorted(presses, key=lambda p: -p[1])[:5]
-            ],
-        },
-        "loop_lag_ms": {
-            "median": round(statistics.median(lags) * 1000, 1),
-            "p95": round(lags[int(len(lags) * 0.95) - 1] * 1000, 1),
-            "max": round(lags[-1] * 1000, 1),
-        },
+        "key_latency_ms": key_figures(presses),
+        "loop_lag_ms": spread(lags),
         "rss_mib_over_time": memory,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--rate", type=int, default=20000, help="lines per second per worker")
-    parser.add_argument("--seconds", type=float, default=20)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     with tempfile.TemporaryDirectory(prefix="foreman-flood-") as folder:
         map_path = make_project(Path(folder), args.workers, args.rate, args.seconds + 30)
         result = asyncio.run(flood(map_path, args.workers, args.seconds))

@@ -12,11 +12,9 @@ At the end it quits through the quit dialog ("stop them") and checks that forema
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tui_flood import make_project
+from tui_flood import arguments, key_figures, make_project, spread
 
 FOLLOWING, NOT_FOLLOWING = " · following", " · not following (f)"
 
@@ -70,7 +68,6 @@ def flood(map_path: Path, workers: int, seconds: float) -> dict[str, object]:
         pid = int(pane.tmux("display-message", "-p", "-t", "b", "#{pane_pid}").strip())
         pane.wait_for(f"{workers} running")
         pane.captures.clear()
-        latencies: list[float] = []
         presses: list[tuple[float, float]] = []
         memory: list[tuple[float, float]] = []
         start = next_mem = time.monotonic()
@@ -86,8 +83,7 @@ def flood(map_path: Path, workers: int, seconds: float) -> dict[str, object]:
                 if time.monotonic() - pressed > 10:
                     raise SystemExit("the key did not take effect within 10 s")
                 time.sleep(0.002)  # the polling must not take the CPU foreman needs
-            latencies.append(time.monotonic() - pressed)
-            presses.append((pressed - start, latencies[-1]))
+            presses.append((pressed - start, time.monotonic() - pressed))
             time.sleep(0.25)
         pane.tmux("send-keys", "-t", "b", "q")
         pane.wait_for("leave")
@@ -98,34 +94,18 @@ def flood(map_path: Path, workers: int, seconds: float) -> dict[str, object]:
         exited = not Path(f"/proc/{pid}").exists()
     finally:
         pane.close()
-    latencies.sort()
     return {
         "workers": workers,
         "seconds": seconds,
-        "key_to_screen_ms": {
-            "median": round(statistics.median(latencies) * 1000, 1),
-            "p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
-            "max": round(latencies[-1] * 1000, 1),
-            "samples": len(latencies),
-            "slowest_at_second": [
-                [round(at, 1), round(took * 1000, 1)] for at, took in sorted(presses, key=lambda p: -p[1])[:5]
-            ],
-        },
-        "one_capture_pane_ms": {
-            "median": round(statistics.median(pane.captures) * 1000, 1),
-            "p95": round(sorted(pane.captures)[int(len(pane.captures) * 0.95) - 1] * 1000, 1),
-        },
+        "key_to_screen_ms": key_figures(presses),
+        "one_capture_pane_ms": spread(pane.captures),
         "foreman_rss_mib_over_time": memory,
         "foreman_exited_after_quit": exited,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--rate", type=int, default=20000, help="lines per second per worker")
-    parser.add_argument("--seconds", type=float, default=20)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     if shutil.which("tmux") is None:
         raise SystemExit("needs tmux")
     with tempfile.TemporaryDirectory(prefix="foreman-flood-") as folder:
