@@ -22,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tui_flood import arguments, key_figures, make_project, spread
+from tui_flood import arguments, key_figures, make_project, rss_mib, spread
 
 FOLLOWING, NOT_FOLLOWING = " · following", " · not following (f)"
 
@@ -52,13 +52,6 @@ class Pane:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, check=False)
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def flood(map_path: Path, workers: int, seconds: float) -> dict[str, object]:

@@ -3,7 +3,6 @@ with send-keys. Each test has its own tmux server (-L), so tests can run in para
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -20,7 +19,7 @@ import pytest
 from foreman_tui.engine.process import group_alive
 
 from .conftest import REPO
-from .engine_support import demo_repo, events, foreman, kinds, solution
+from .engine_support import demo_repo, events, foreman, kinds, solution, wait_for
 
 # CI installs tmux (.ci/run); there a missing tmux is a failure, not a skip.
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None and not os.environ.get("CI"), reason="needs tmux")
@@ -65,8 +64,9 @@ def terminal() -> Iterator[list[Terminal]]:
         term.close()
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
+def _processes_mentioning(text: str) -> dict[int, str]:
+    """Live processes whose command line contains ``text``: pid → command line."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -76,22 +76,18 @@ def _processes_mentioning(text: str) -> list[int]:
         except OSError:
             continue
         if text in cmdline and state != "Z":
-            found.append(int(entry.name))
+            found[int(entry.name)] = cmdline
     return found
 
 
 def _nothing_left_mentioning(text: str, timeout: float = 10) -> None:
     """After ``kill-server`` the tmux shell takes a moment to go; anything still there after ``timeout``
     was left behind. Fails naming what is left."""
-    deadline = time.monotonic() + timeout
-    while left := _processes_mentioning(text):
-        if time.monotonic() > deadline:
-            lines = []
-            for pid in left:
-                with contextlib.suppress(OSError):
-                    lines.append(f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-            raise AssertionError("left behind:\n" + "\n".join(lines))
-        time.sleep(0.1)
+    try:
+        wait_for(lambda: not _processes_mentioning(text), timeout, f"the processes mentioning {text} to go")
+    except AssertionError as exc:
+        left = "\n".join(f"{pid}: {cmdline}" for pid, cmdline in _processes_mentioning(text).items())
+        raise AssertionError(f"left behind:\n{left}") from exc
 
 
 def test_demo_in_a_real_terminal_reaches_the_pause_takes_a_key_and_completes(

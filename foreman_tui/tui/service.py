@@ -147,7 +147,8 @@ class EngineService:
         feed.written += len(lines)
 
     def take_events(self, limit: int = 2000) -> list[Event]:
-        """The events since the last call (at most ``limit``), with the per-node views brought up to date."""
+        """The events since the last call (at most ``limit``), for the feed and the screen's reactions; the
+        per-node bookkeeping happened as each was emitted (``_note``)."""
         taken: list[Event] = []
         while len(taken) < limit:
             try:
