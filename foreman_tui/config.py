@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .map.errors import ConfigError, Problem, did_you_mean, format_path
@@ -30,6 +30,25 @@ class AgentSettings(BaseModel):
     """Model name passed to the agent CLI, when it takes one."""
     args: list[str] = Field(default_factory=list)
     """Extra arguments appended to the preset's command."""
+
+    @model_validator(mode="after")
+    def _command_has_argv(self) -> AgentSettings:
+        if self.preset == "command" and not self.argv:
+            raise ValueError('preset "command" needs argv, e.g. argv = ["python3", "my_agent.py", "{prompt_file}"]')
+        return self
+
+
+class CheckSettings(BaseModel):
+    """How the project's own commands (checks, the benchmark) are run: ``[checks]``."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    python: str | None = None
+    """The project's Python for checks and agents: its folder goes first on ``PATH`` and ``python``/``python3``
+    run it. Absolute, or relative to the project. Unset: the project's ``.venv`` when there is one, else ``PATH``
+    as you have it."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for checks and agents."""
 
 
 class NodeOverride(BaseModel):
@@ -74,6 +93,8 @@ class Settings(BaseSettings):
     """The agent that implements nodes."""
     reviewer: AgentSettings = Field(default_factory=AgentSettings)
     """The agent that reviews a node's code and answers CLEAN or FLAG."""
+    checks: CheckSettings = Field(default_factory=CheckSettings)
+    """Which Python and environment the project's commands run with."""
     nodes: dict[str, NodeOverride] = Field(default_factory=dict)
     """Per-node overrides, keyed by node id."""
     keys: dict[str, str] = Field(default_factory=dict)
@@ -134,7 +155,17 @@ def _problem(err: Any) -> Problem:
             "worker": AgentSettings,
             "reviewer": AgentSettings,
             "nodes": NodeOverride,
+            "checks": CheckSettings,
         }
         known = section.get(str(loc[0]), Settings).model_fields if len(loc) > 1 else Settings.model_fields
         return Problem(path, f"unknown setting{did_you_mean(str(loc[-1]), known)}", "remove or rename it")
-    return Problem(path, err.get("msg", "invalid value"), "see docs/configuration.md")
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return Problem(path, message, "see docs/configuration.md")
+
+
+def with_preset(agent: AgentSettings, preset: str, source: str) -> AgentSettings:
+    """``agent`` switched to another preset (a command-line flag), validated like the file."""
+    try:
+        return AgentSettings.model_validate({**agent.model_dump(), "preset": preset})
+    except ValidationError as exc:
+        raise ConfigError(source, [_problem(err) for err in exc.errors()]) from None

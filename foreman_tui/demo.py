@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -44,10 +45,13 @@ def create_demo(target: Path | None = None, with_pause: bool = False) -> Path:
         script_data["nodes"][node] = {"attempts": [pause["step"], script_data["nodes"][node]]}
     (script_dir / "script.json").write_text(json.dumps(script_data, indent=1, ensure_ascii=False), encoding="utf-8")
     script = json.dumps(str((script_dir / "script.json").resolve()))  # a valid TOML basic string
+    python = json.dumps(sys.executable)
     (repo / "foreman.toml").write_text(
         "# The demo runs the built-in scripted agent; point these at claude, codex, aider, gemini or a command.\n"
         f'[worker]\npreset = "scripted"\nargs = ["--script", {script}]\n\n'
-        f'[reviewer]\npreset = "scripted"\nargs = ["--script", {script}]\n',
+        f'[reviewer]\npreset = "scripted"\nargs = ["--script", {script}]\n\n'
+        "# The project's checks (`python -m unittest …`) run with this Python.\n"
+        f"[checks]\npython = {python}\n",
         encoding="utf-8",
     )
     _git(repo, "init", "-q", "-b", "main")

@@ -62,7 +62,8 @@ def _checks_text(checks: list[CheckRef]) -> str:
     return "\n".join(lines) or "- (none)"
 
 
-def worker_prompt(project: Project, node_id: str, tree: Path) -> str:
+def worker_prompt(project: Project, node_id: str, tree: Path, python: str = "") -> str:
+    """The worker's task. ``python`` says which Python the checks run with (``ProjectPython.describe``)."""
     content = project.doc.content(node_id)
     graph = project.graph
     owned = project.owned[node_id]
@@ -92,7 +93,10 @@ def worker_prompt(project: Project, node_id: str, tree: Path) -> str:
     if test_instance:
         parts += ["", "## Test instance", test_instance]
     l1 = [c for c in project.node_checks(node_id) if c.level == "L1"]
-    parts += ["", "## L1 checks (must pass)", _checks_text(l1), "", PROTOCOL.format(node_id=node_id)]
+    parts += ["", "## L1 checks (must pass)", _checks_text(l1)]
+    if python:
+        parts.append(f"They run in your tree; {python}.")
+    parts += ["", PROTOCOL.format(node_id=node_id)]
     return "\n".join(parts)
 
 
