@@ -6,10 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Every test sees git as a fresh machine does: no global or system configuration, hence no identity, unless the
+# test's repository sets one. (foreman's own commits must work without one; see test_fresh_machine.py.)
+_GIT_CONFIG = Path(tempfile.mkdtemp(prefix="foreman-tests-git-")) / "gitconfig"
+_GIT_CONFIG.write_text("[init]\n\tdefaultBranch = main\n")
+os.environ["GIT_CONFIG_GLOBAL"] = str(_GIT_CONFIG)
+os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = REPO.parent / "shared" / "reference"

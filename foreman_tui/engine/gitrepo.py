@@ -1,16 +1,21 @@
 """The target repository, through GitPython: worktrees and branches per node, finding a node's commits,
 merging verified work, committing the map's state. Every call is blocking; the supervisor runs them in
 threads (``asyncio.to_thread``). Operations on the main tree retry while git's ``index.lock`` is held by
-someone else (a worker committing in shared mode)."""
+someone else (a worker committing in shared mode).
+
+foreman's own commits work on any machine: when git has no identity (no ``user.name``/``user.email``), they are
+made as ``foreman <foreman@localhost>`` through the environment of each git command, never by writing config."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import git
 
@@ -18,6 +23,13 @@ from ..map.errors import UsageError
 
 BRANCH_PREFIX = "foreman/"
 TRAILER = "Foreman-Node"
+FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "foreman",
+    "GIT_AUTHOR_EMAIL": "foreman@localhost",
+    "GIT_COMMITTER_NAME": "foreman",
+    "GIT_COMMITTER_EMAIL": "foreman@localhost",
+}
+"""Who foreman's own commits (and the workers') are by when git has no identity configured."""
 T = TypeVar("T")
 
 
@@ -32,12 +44,21 @@ class CommitInfo:
     committed_at: float
 
 
+class GitFailed(RuntimeError):
+    """A git write of foreman's own failed; the message says what git said. Nothing was left staged."""
+
+
 @dataclass(frozen=True, slots=True)
 class MergeOutcome:
-    merged: bool
+    kind: Literal["merged", "conflict", "refused"]
+    """``conflict``: files conflict (aborted, tree as it was); ``refused``: git would not start the merge."""
     sha: str = ""
     conflicts: tuple[str, ...] = ()
     message: str = ""
+
+    @property
+    def merged(self) -> bool:
+        return self.kind == "merged"
 
 
 def _retry_locked(action: Callable[[], T], attempts: int = 100) -> T:
@@ -48,6 +69,20 @@ def _retry_locked(action: Callable[[], T], attempts: int = 100) -> T:
             if "index.lock" not in str(exc) or i == attempts - 1:
                 raise
             time.sleep(0.05 + 0.01 * i)
+    raise AssertionError("unreachable")
+
+
+def _retry_ref(action: Callable[[], T], attempts: int = 50) -> T:
+    """Retry when HEAD moved under us (another committer in shared mode) or the index was locked."""
+    for i in range(attempts):
+        try:
+            return action()
+        except git.GitCommandError as exc:
+            text = str(exc)
+            moved = "cannot lock ref" in text or "but expected" in text or "index.lock" in text
+            if not moved or i == attempts - 1:
+                raise
+            time.sleep(0.02 + 0.01 * i)
     raise AssertionError("unreachable")
 
 
@@ -62,6 +97,19 @@ class Repo:
         self.root = Path(self.repo.working_tree_dir)
         self.git_dir = Path(self.repo.git_dir)
         self.common_dir = Path(self.repo.common_dir)
+        self.identity_env: dict[str, str] = {}
+        """The fallback identity when git has none (also for the workers' environment); empty otherwise."""
+        if not self._has_identity():
+            self.identity_env = dict(FALLBACK_IDENTITY)
+            self.repo.git.update_environment(**self.identity_env)
+
+    def _has_identity(self) -> bool:
+        try:
+            self.repo.git.var("GIT_AUTHOR_IDENT")
+            self.repo.git.var("GIT_COMMITTER_IDENT")
+        except git.GitCommandError:
+            return False
+        return True
 
     # ----------------------------------------------------------------------------------------- reading
 
@@ -124,6 +172,29 @@ class Repo:
         text = self.repo.git.diff(base, tip) if base != tip else ""
         return text if len(text) <= limit else text[:limit] + "\n… (cut; see git diff)"
 
+    def file_at(self, ref: str, path: Path) -> bytes | None:
+        """The content of ``path`` (in the working tree) at ``ref``, or None if it is not there."""
+        rel = path.relative_to(self.root).as_posix()
+        try:
+            data = self.repo.git.cat_file("blob", f"{ref}:{rel}", stdout_as_string=False, strip_newline_in_stdout=False)
+        except git.GitCommandError:
+            return None
+        return bytes(data)
+
+    def changed_paths(self) -> list[str]:
+        """Tracked files with uncommitted changes (staged or not), repository-relative."""
+        out = self.repo.git.status("--porcelain=v1", "-z", "--untracked-files=no")
+        entries = [e for e in out.split("\0") if e]
+        paths = []
+        skip = False
+        for entry in entries:
+            if skip:  # the source path of a rename
+                skip = False
+                continue
+            paths.append(entry[3:])
+            skip = entry[0] in "RC"
+        return paths
+
     def abort_unfinished_merge(self) -> bool:
         """Abort a merge left half-done (MERGE_HEAD present) by a run that died; True if there was one."""
         if not (self.git_dir / "MERGE_HEAD").exists():
@@ -170,7 +241,8 @@ class Repo:
     # -------------------------------------------------------------------------------- main-tree writes
 
     def merge(self, node_id: str) -> MergeOutcome:
-        """Merge ``foreman/<node_id>`` into the current branch; on conflict, abort and name the files."""
+        """Merge ``foreman/<node_id>`` into the current branch. A conflict is aborted (the tree is left as it
+        was) and names its files; a merge git refuses to start says what git said."""
         branch = BRANCH_PREFIX + node_id
 
         def attempt() -> MergeOutcome:
@@ -179,23 +251,54 @@ class Repo:
             except git.GitCommandError as exc:
                 if "index.lock" in str(exc):
                     raise
+                said = str(exc.stderr or exc.stdout or exc).strip()
                 conflicts = [p for p in self.repo.git.diff("--name-only", "--diff-filter=U").splitlines() if p]
-                with contextlib.suppress(git.GitCommandError):
-                    self.repo.git.merge("--abort")
-                return MergeOutcome(False, conflicts=tuple(conflicts), message=str(exc.stderr or exc).strip())
-            return MergeOutcome(True, sha=self.head())
+                if (self.git_dir / "MERGE_HEAD").exists():
+                    with contextlib.suppress(git.GitCommandError):
+                        self.repo.git.merge("--abort")
+                kind: Literal["conflict", "refused"] = "conflict" if conflicts else "refused"
+                return MergeOutcome(kind, conflicts=tuple(conflicts), message=said)
+            return MergeOutcome("merged", sha=self.head())
 
         return _retry_locked(attempt)
 
-    def commit_paths(self, paths: list[Path], message: str) -> str | None:
-        """Commit exactly ``paths`` (if they changed). Returns the new commit, or None if nothing changed."""
-        rel = [str(p.relative_to(self.root)) for p in paths]
+    def _store_blob(self, data: bytes) -> str:
+        scratch = self.git_dir / f"foreman-blob-{os.getpid()}-{threading.get_ident()}"
+        try:
+            scratch.write_bytes(data)
+            return self.repo.git.hash_object("-w", "--no-filters", str(scratch)).strip()
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def commit_file(self, path: Path, content: Callable[[bytes | None], bytes], message: str) -> str | None:
+        """Commit ``content(<the file at HEAD>)`` as ``path`` on the current branch, touching nothing else: not
+        the working tree (uncommitted edits of the file stay uncommitted), not other staged files, no hooks.
+        Returns the new commit, or None if HEAD already has exactly that content. Raises ``GitFailed``."""
+        rel = path.relative_to(self.root).as_posix()
 
         def attempt() -> str | None:
-            self.repo.git.add("--", *rel)
-            if not self.repo.git.diff("--cached", "--name-only", "--", *rel).strip():
+            head = self.head()
+            data = content(self.file_at(head, path))
+            blob = self._store_blob(data)
+            entry = self.repo.git.ls_tree(head, "--", rel).split()
+            if entry and entry[2] == blob:
                 return None
-            self.repo.git.commit("-m", message, "--", *rel)
-            return self.head()
+            mode = entry[0] if entry else "100644"
+            scratch = self.git_dir / f"foreman-index-{os.getpid()}-{threading.get_ident()}"
+            env = {"GIT_INDEX_FILE": str(scratch)}
+            try:
+                self.repo.git.read_tree(head, env=env)
+                self.repo.git.update_index("--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
+                tree = self.repo.git.write_tree(env=env).strip()
+            finally:
+                scratch.unlink(missing_ok=True)
+            commit = self.repo.git.commit_tree(tree, "-p", head, "-m", message).strip()
+            self.repo.git.update_ref("-m", f"foreman: {message}", "HEAD", commit, head)
+            # The main index learns the committed content for this path only (its working copy is untouched).
+            _retry_locked(lambda: self.repo.git.update_index("--add", "--cacheinfo", f"{mode},{blob},{rel}"))
+            return commit
 
-        return _retry_locked(attempt)
+        try:
+            return _retry_ref(attempt)
+        except git.GitCommandError as exc:
+            raise GitFailed(f"git could not commit {rel}: {str(exc.stderr or exc).strip()}") from None

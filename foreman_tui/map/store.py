@@ -144,6 +144,26 @@ class MapStore:
         _fsync_dir(self.path.parent)
         return True
 
+    def state_over(self, base: bytes | None) -> bytes:
+        """``base`` (the map as committed) carrying the ``state`` the file has now: what foreman commits, so
+        that nobody's uncommitted edit of anything else in the map is folded into foreman's commit."""
+        with self.lock():
+            current = self.path.read_bytes()
+        if base is None:
+            return current
+        try:
+            doc = json.loads(base)
+            state = json.loads(current).get("state")
+        except (ValueError, AttributeError):
+            return current
+        if not isinstance(doc, dict):
+            return current
+        if state is None:
+            doc.pop("state", None)
+        else:
+            doc["state"] = state
+        return dump_map(doc, base.endswith(b"\n"))
+
     def set_states(self, changes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Merge ``{node_id: {"status": ..., "verify_results": {...}}}`` into ``state.nodes``.
 
