@@ -64,7 +64,8 @@ def test_a_command_agent_gets_the_documented_environment_placeholders_and_stdin(
     argv = [sys.executable, str(agent), str(record), "{node_id}", "{attempt}", "{workdir}", "{prompt_file}", "{map}"]
     (repo / "foreman.toml").write_text(
         f'[worker]\npreset = "command"\nargv = {json.dumps(argv)}\n\n'
-        f'[reviewer]\npreset = "command"\nargv = {json.dumps(argv)}\n'
+        f'[reviewer]\npreset = "command"\nargv = {json.dumps(argv)}\n\n'
+        f"[checks]\npython = {json.dumps(sys.executable)}\n"
     )
     for args in (
         ["init", "-q", "-b", "trunk"],
@@ -152,9 +153,15 @@ def test_a_merge_and_a_map_write_cut_short_by_a_dead_run_are_cleaned_up(tmp_path
 
 def test_an_agent_that_cannot_start_pauses_the_node_with_the_reason(tmp_path: Path) -> None:
     map_path = demo_repo(tmp_path, settings="retries = 0\n")
+    agent = map_path.parent / "agent.sh"  # there and executable (preflight passes), but its interpreter is not
+    agent.write_text("#!/no/such/interpreter\n")
+    agent.chmod(0o755)
     toml = map_path.parent / "foreman.toml"
-    toml.write_text('retries = 0\n[worker]\npreset = "command"\nargv = ["no-such-agent-anywhere", "{prompt_file}"]\n')
-    subprocess.run(["git", "commit", "-qam", "a missing agent"], cwd=map_path.parent, check=True)
+    toml.write_text(
+        'retries = 0\n[worker]\npreset = "command"\nargv = ["./agent.sh"]\n\n[reviewer]\npreset = "scripted"\n'
+    )
+    subprocess.run(["git", "add", "-A"], cwd=map_path.parent, check=True)
+    subprocess.run(["git", "commit", "-qm", "an agent that cannot start"], cwd=map_path.parent, check=True)
     result = foreman("run", str(map_path), "--headless")
     assert result.returncode == 3, result.stdout + result.stderr
     pauses = kinds(events(map_path), "NodePaused")

@@ -8,6 +8,8 @@ an agent through a file or its stdin, never through a shell string.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -248,6 +250,15 @@ def fill(part: str, values: dict[str, str]) -> str:
 
 
 def make_agent(settings: AgentSettings) -> Agent:
-    if settings.preset == "command" and not settings.argv:
-        raise ValueError('preset "command" needs argv, e.g. argv = ["python3", "my_agent.py", "{prompt_file}"]')
     return Agent(settings.preset, settings)
+
+
+def missing_program(agent: Agent, workdir: Path, path: str) -> str | None:
+    """The program ``agent`` would start, when it cannot be found: on ``path`` (a ``PATH`` value) for a bare
+    name, relative to ``workdir`` for a relative path; None when it is there."""
+    probe = AgentContext("node", "worker", 1, workdir / "map.json", workdir, workdir / "prompt.md")
+    program = agent.command(probe).argv[0]
+    if "/" in program:
+        found = Path(program) if Path(program).is_absolute() else workdir / program
+        return None if found.is_file() and os.access(found, os.X_OK) else program
+    return None if shutil.which(program, path=path) else program

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import Settings
+from ..config import Settings, with_preset
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
 from ..map._gc import gc_paused
@@ -160,9 +160,9 @@ def _overrides(args: argparse.Namespace, settings: Settings) -> Settings:
         if getattr(args, name, None) is not None:
             update[name] = getattr(args, name)
     if args.worker:
-        update["worker"] = settings.worker.model_copy(update={"preset": args.worker})
+        update["worker"] = with_preset(settings.worker, args.worker, "--worker")
     if args.reviewer:
-        update["reviewer"] = settings.reviewer.model_copy(update={"preset": args.reviewer})
+        update["reviewer"] = with_preset(settings.reviewer, args.reviewer, "--reviewer")
     return settings.model_copy(update=update)
 
 
@@ -186,6 +186,14 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     app = ForemanApp(project, settings, use_fs_events=not args.no_watch)
     code = app.run()
+    error = app.service.error
+    if error is not None and not isinstance(error, asyncio.CancelledError):
+        # The screen that showed it is gone: say it where the person is now.
+        if isinstance(error, BadInput):
+            render.problems(error.source, error.problems, what=error.what)
+            return EXIT_BAD_INPUT
+        print(f"foreman: {error}" if isinstance(error, UsageError) else _internal(error), file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(error, UsageError) else EXIT_FAILURE
     outcome = app.service.outcome
     if outcome is not None:
         print(f"foreman: run {outcome.status} ({outcome.verified}/{outcome.total} verified)", file=sys.stderr)
@@ -317,8 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(
-                f"foreman: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                file=sys.stderr,
-            )
+            print(_internal(exc), file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _internal(exc: BaseException) -> str:
+    return f"foreman: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-from .context import RunContext
+from .context import FailedStart, RunContext
 from .events import (
+    AttemptFailed,
     ReviewFinished,
     ScopeViolated,
 )
@@ -61,9 +62,14 @@ class Reviews(RunContext):
                 review_prompt(node, content.how_text if content else "", code),
             )
             log = self.home / "logs" / node / f"review-{round_}.log"
-            _, report = await self._run_agent(
+            result, report = await self._run_agent(
                 node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout
             )
+            if isinstance(result, FailedStart):  # like a worker that could not start: said, never "no verdict"
+                reason = f"the reviewer could not start: {result.message}"
+                self.emit(AttemptFailed(node=node, attempt=round_, reason=reason, role="reviewer"))
+                self._pause(node, REVIEW_FAILED, reason)
+                return "paused"
             verdict, text = parse_verdict(report.text())
             self.save()
             self.emit(ReviewFinished(node=node, round=round_, verdict=verdict, text=text))

@@ -1,0 +1,48 @@
+"""What a run refuses before it starts anything (exit 2, nothing written): a map git does not have, a worker
+or reviewer program that cannot be found. Each refusal says what is wrong and the lines that fix it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..agents.presets import Agent, missing_program
+from ..config import Settings
+from ..map.errors import UsageError
+from .environment import ProjectPython
+from .gitrepo import Repo
+
+ALTERNATIVES = '"claude", "codex", "gemini", "aider", or "command" with argv = ["your-agent", "{prompt_file}"]'
+
+
+class PreflightError(UsageError):
+    """A run that would fail later, refused up front."""
+
+
+def agents_path(python: ProjectPython, settings: Settings) -> str:
+    """The ``PATH`` the agents will have (``environment.command_env`` builds the same)."""
+    base = settings.checks.env.get("PATH", os.environ.get("PATH", ""))
+    if python.path is None or "PATH" in settings.checks.env:
+        return base
+    return os.pathsep.join([str(python.path.parent), base])
+
+
+def preflight(repo: Repo, map_path: Path, settings: Settings, python: ProjectPython, agents: dict[str, Agent]) -> None:
+    rel = map_path.relative_to(repo.root).as_posix()
+    if repo.file_at("HEAD", map_path) is None:
+        raise PreflightError(
+            f"{rel} is not committed in {repo.root}: the workers' trees start from a commit. "
+            f"Commit it first: git add {rel} && git commit -m 'the algorithm map'"
+        )
+    path = agents_path(python, settings)
+    for role, agent in agents.items():
+        program = missing_program(agent, map_path.parent, path)
+        if program is None:
+            continue
+        default = ", the default" if role == "reviewer" and "reviewer" not in settings.model_fields_set else ""
+        where = "relative to the project" if "/" in program else "on PATH"
+        raise PreflightError(
+            f'the {role}\'s program `{program}` (preset "{agent.preset}"{default}) is not found {where}. '
+            f"Install it, or choose another {role} in foreman.toml:\n"
+            f"    [{role}]\n    preset = ...   # {ALTERNATIVES}"
+        )
