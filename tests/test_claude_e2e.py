@@ -13,11 +13,18 @@ from foreman_tui.testing.model_server import ModelServer
 from .claude_support import DEMO, claude_env, demo_steps
 from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, kinds, map_state
 
-PAUSE_BLOCK = """HARD PAUSE: [#3 upstream post condition must change]
-Node: 02_vector_math
-Problem: mean() should return a list, 01's checkpoint holds tuples
-Tried: nothing yet
-Options: A) change 01's post condition / B) keep tuples, convert here / C) your instruction"""
+# As models write it: markdown, the trigger number first without "#", bullets, one option per line.
+PAUSE_BLOCK = """I can't finish this node without a decision.
+
+**HARD PAUSE:** [3 upstream post condition must change]
+- **Node:** `02_vector_math`
+- **Problem:** mean() should return a list, 01's checkpoint holds tuples
+- **Tried:** nothing yet
+- **Options:**
+  - A) change 01's post condition
+  - B) keep tuples, convert here
+  - C) your instruction
+"""
 
 NODES = DEMO_PROCESS
 

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 from foreman_tui.engine.ledger import parse_gates
-from foreman_tui.engine.pauses import SAME_CHECK_3X, SPEC_DEPARTURE, STRUCTURE_CHANGED, parse_worker_block
+from foreman_tui.engine.pause_blocks import parse_worker_block
+from foreman_tui.engine.pauses import SAME_CHECK_3X, SPEC_DEPARTURE, STRUCTURE_CHANGED
 from foreman_tui.headless import parse_answer
 from foreman_tui.map.store import atomic_write
 
@@ -150,6 +151,41 @@ def test_worker_blocks_pause_offline_and_the_next_run_applies_the_decision(tmp_p
     assert all(map_state(map_path)[n]["status"] == "verified" for n in ("01_load_points", "02_vector_math"))
 
 
+DECORATED_CHINESE = """好的，我需要先停下来。
+
+```
+⚠️ **硬暂停：**【3 需要修改上游节点的 post 条件】
+- **当前节点**：01_load_points
+- **问题描述**：CSV 中有分号分隔的行
+- **已尝试的方案**：按逗号解析
+- **建议选项**：A）支持分号 / B）报错 / C）用户指示
+```
+"""
+
+
+def test_a_decorated_or_unreadable_pause_block_pauses_and_is_not_dispatched_again(tmp_path: Path) -> None:
+    garbled = {"pause": "## HARD PAUSE\nI am stuck and I do not know how to say it in your format.", "exit": 1}
+    map_path = demo_repo(
+        tmp_path,
+        {"01_load_points": {"pause": DECORATED_CHINESE}, "02_vector_math": garbled},
+        settings="retries = 2\n",
+    )
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 3, result.stdout + result.stderr
+    evs = events(map_path)
+    for node in ("01_load_points", "02_vector_math"):  # the worker asked to stop: one attempt, no retries
+        starts = [e for e in kinds(evs, "WorkerStarted", node) if e["detail"]["role"] == "worker"]
+        assert len(starts) == 1 and not kinds(evs, "AttemptFailed", node), node
+    decorated = kinds(evs, "NodePaused", "01_load_points")[0]["detail"]
+    assert decorated["trigger"] == "#3 需要修改上游节点的 post 条件" and decorated["source"] == "worker"
+    assert decorated["problem"] == "CSV 中有分号分隔的行"
+    options = [(o["key"], o["label"]) for o in decorated["options"]]
+    assert options == [("A", "支持分号"), ("B", "报错"), ("C", "用户指示")]
+    unreadable = kinds(evs, "NodePaused", "02_vector_math")[0]["detail"]
+    assert "I am stuck and I do not know how to say it" in unreadable["problem"]
+    assert [o["action"] for o in unreadable["options"]] == ["retry", "reset", "fail"]  # foreman's own choices
+
+
 def test_reviewer_flag_on_item_1_pauses_and_mark_failed_stops_the_dependants(tmp_path: Path) -> None:
     flag = "FLAG — [1] picks seeds at random instead of farthest-point (kmeans/seed.py:8)"
     map_path = demo_repo(tmp_path, reviews={"03_seed_centroids": [flag]})
@@ -247,12 +283,20 @@ def test_feedback_notes_are_routed_and_the_file_renamed(tmp_path: Path) -> None:
     )
     first = foreman("run", str(map_path), "--headless")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert not feedback.exists() and (map_path.parent / ".feedback.md.done").exists()
+    assert feedback.exists()  # a note reached no node: the file is kept
     evs = events(map_path)
     routed = {e["node"]: e["detail"]["routed_as"] for e in kinds(evs, "FeedbackRouted")}
-    assert routed == {"04_assign": "fix task", "nope": "ignored: no such node"}
+    assert routed == {"04_assign": "with its next task", None: 'not routed: no node has the id "nope"'}
     prompt = (map_path.parent / ".foreman" / "runs" / "04_assign" / "prompt-1.md").read_text()
     assert "keep the tie rule explicit in a comment" in prompt
+    status = json.loads(foreman("status", str(map_path), "--json").stdout)
+    assert [(m["line"], m["reason"]) for m in status["feedback_unmatched"]] == [(5, 'no node has the id "nope"')]
+    feedback.write_text("# Notes\n\n[node:04_assign] keep the tie rule explicit in a comment\n")  # fixed by hand
+    again = foreman("run", str(map_path), "--headless")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not feedback.exists() and (map_path.parent / ".feedback.md.done").exists()
+    assert len(kinds(events(map_path), "FeedbackRouted", "04_assign")) == 1  # taken once, not again
+    assert json.loads(foreman("status", str(map_path), "--json").stdout)["feedback_unmatched"] == []
     (map_path.parent / "algorithm-map.feedback.md").write_text("[node:01_load_points] also accept TSV files\n")
     second = foreman("run", str(map_path), "--headless")
     assert second.returncode == 3, second.stdout + second.stderr

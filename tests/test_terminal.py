@@ -148,3 +148,25 @@ def test_leaving_workers_running_on_quit_and_the_next_run_takes_them_over(
     assert not group_alive(record["pgid"])
     term.close()
     _nothing_left_mentioning(str(map_path.parent))
+
+
+def test_a_start_up_error_in_the_tui_is_said_on_the_terminal_after_it_closes(
+    tmp_path: Path, terminal: list[Terminal]
+) -> None:
+    from foreman_tui.engine.runstate import RunLock
+
+    map_path = demo_repo(tmp_path)
+    lock = RunLock(map_path.parent / ".git")  # another foreman holds the repository
+    lock.acquire()
+    try:
+        command = (
+            f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}; echo EXIT=$?; sleep 600"
+        )
+        term = Terminal(command, map_path.parent)
+        terminal.append(term)
+        term.wait_for("engine error")  # on the screen first
+        term.keys("q")
+        screen = term.wait_for("EXIT=2", timeout=30)
+    finally:
+        lock.release()
+    assert f"foreman: another foreman is already running on this repository (pid {os.getpid()})" in screen

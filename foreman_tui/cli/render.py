@@ -64,6 +64,18 @@ def _back_edges(edges: list[dict[str, Any]]) -> str:
     return ", ".join(f"{e['from']}→{e['to']}" + (f" ({e['label']})" if e.get("label") else "") for e in edges)
 
 
+def _commands(console: Console, commands: list[dict[str, Any]]) -> None:
+    """Every command the map makes foreman run, where it comes from and when it runs."""
+    console.print(f"\nCommands foreman will run ({len(commands)})")
+    if not commands:
+        console.print("  none")
+    table = _table(console, "command", "from", "when")
+    for command in commands:
+        table.add_row(command["cmd"], command["source"], command["when"])
+    if commands:
+        console.print(table)
+
+
 def validate(report: dict[str, Any]) -> None:
     console = _console(sys.stdout)
     out = console.print
@@ -88,6 +100,7 @@ def validate(report: dict[str, Any]) -> None:
         table.add_row(node, ", ".join(info["files"]) or "—", detail)
     out("\nOwned files")
     out(table)
+    _commands(console, report["commands"])
     _warnings(console, report["warnings"])
     verdict = "valid" + (f", {len(report['warnings'])} warning(s)" if report["warnings"] else "")
     out(Text(f"\n✓ {verdict}", style="bold green") if console.is_terminal else f"\n{verdict}")
@@ -136,6 +149,7 @@ def plan(report: dict[str, Any], console: Console | None = None) -> None:
     bench = report["benchmark"]
     if bench:
         out("Benchmark: " + ", ".join(f"{k} {v}" for k, v in bench.items()))
+    _commands(console, report["commands"])
     _warnings(console, report["warnings"])
 
 
@@ -143,12 +157,18 @@ def status(report: dict[str, Any]) -> None:
     console = _console(sys.stdout)
     out = console.print
     out(Text(f"{report['title']}", style="bold"), Text(f"  {report['map']}", style="dim"))
+    if report.get("live"):
+        out("A run is going on now; the phases below are its own.")
+    if report.get("live"):
+        out("A run is going on now; the phases below are its own.")
     table = _table(console, "node", "type", "status", "note")
     for node in report["nodes"]:
         if node["type"] == "terminal":
             continue
         note = ""
-        if node["status"] == "implemented" and node["type"] == "process":
+        if node.get("phase"):
+            note = node["phase"] + (f" (attempt {node['attempt']})" if node.get("attempt") else "")
+        elif node["status"] == "implemented" and node["type"] == "process":
             note = "implemented: checks and review next"
         elif node.get("waiting_on"):
             note = "waits for " + ", ".join(node["waiting_on"])
@@ -166,6 +186,8 @@ def status(report: dict[str, Any]) -> None:
         out(f'  answer: foreman decide {report["map"]} {pause["node"]} <OPTION> [--text "your instruction"]')
     if report.get("failed"):
         out(f"Failed by decision: {', '.join(report['failed'])}")
+    for miss in report.get("feedback_unmatched", []):
+        out(f"Feedback not routed ({miss['file']} line {miss['line']}): {miss['reason']} — {miss['note'][:80]}")
     totals = report["totals"]
     by_status = ", ".join(f"{n} {s}" for s, n in totals["by_status"].items())
     out(f"Total: {totals['verified']}/{totals['process_nodes']} process nodes verified ({by_status})")

@@ -5,8 +5,6 @@ agent process, pausing a node, sending a fix task. The node lifecycle (``supervi
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +12,9 @@ from typing import Any
 
 from ..agents.presets import Agent, AgentContext, AgentReport, make_agent
 from ..config import Settings
+from ..map.model import NodeState, State
 from ..map.store import MapStore, atomic_write, foreman_dir
+from .environment import command_env, project_python
 from .events import (
     AgentReported,
     AgentStep,
@@ -27,6 +27,7 @@ from .events import (
 )
 from .gitrepo import Repo
 from .pauses import Decision, Pause, engine_options
+from .preflight import preflight
 from .process import ChildProcess
 from .project import Project
 from .prompts import (
@@ -44,14 +45,20 @@ class RunContext:
         self.graph = project.graph
         self.map_path = project.doc.path or Path("algorithm-map.json").resolve()
         self.project_dir = self.map_path.parent
+        # Refusals first, before anything is written: not a git repository, a missing program, no Python.
+        self._repo: Repo | None = Repo(self.project_dir)
+        self.python = project_python(self.project_dir, self.settings.checks)
+        self.worker: Agent = make_agent(self.settings.worker)
+        self.reviewer: Agent = make_agent(self.settings.reviewer)
+        preflight(
+            self.repo, self.map_path, self.settings, self.python, {"worker": self.worker, "reviewer": self.reviewer}
+        )
         self.home = foreman_dir(self.project_dir)
         self.events = EventLog(self.home / "events.jsonl")
         self.store = MapStore(self.map_path)
         self.runs = RunStore(self.home)
         self.lock: RunLock | None = None
         self.pids = PidFiles(self.home)
-        self.worker: Agent = make_agent(self.settings.worker)
-        self.reviewer: Agent = make_agent(self.settings.reviewer)
         self.use_fs_events = use_fs_events
         self.state = RunState()
         self.waits: list[Wait] = []
@@ -69,7 +76,9 @@ class RunContext:
         self._resetting: set[str] = set()
         self._detaching = False
         self._handed_off: set[str] = set()
-        self._repo: Repo | None = None
+        self._command_env: dict[str, str] | None = None
+        self._feedback_read: dict[Path, int] = {}
+        """mtime of each feedback file kept (for its unrouted notes) when it was last read."""
         self._monitor: CommitMonitor | None = None
 
     # --------------------------------------------------------------------------------------- plumbing
@@ -98,13 +107,10 @@ class RunContext:
         return self.home / "worktrees" / node_id
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        # Checks and agents run with the Python environment foreman runs in (`python` = this interpreter's).
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        for key in [k for k in env if k.startswith("FOREMAN_")]:
-            del env[key]
-        return env
+        """The environment of the project's commands (checks, benchmark, agents): the project's Python."""
+        if self._command_env is None:
+            self._command_env = command_env(self.python, self.settings.checks, self.home / "bin")
+        return dict(self._command_env)
 
     def _node_files(self, node_id: str) -> tuple[str, ...]:
         return self.project.owned[node_id].files
@@ -202,6 +208,19 @@ class RunContext:
             pause.evidence = (pause.evidence + "\n\n--- diff stat ---\n" + stat).strip()[-8000:]
             self.save()
 
+    def _refresh_statuses(self, changes: dict[str, dict[str, Any]]) -> None:
+        """Keep the in-memory map state in step with what was written."""
+        model = self.project.doc.model
+        if model.state is None:
+            model.state = State()
+        state = model.state
+        for node, change in changes.items():
+            entry = state.nodes.get(node)
+            if entry is not None and "status" in change:
+                entry.status = change["status"]
+            elif entry is None and "status" in change:
+                state.nodes[node] = NodeState(status=change["status"])
+
     def _message_path(self, node: str, name: str) -> Path:
         return self.home / "runs" / node / name
 
@@ -231,14 +250,18 @@ class RunContext:
             self._node_files(node),
         )
         invocation = agent.command(ctx)
-        env = self._env() | {
-            "FOREMAN_NODE_ID": node,
-            "FOREMAN_MAP": str(self.map_path),
-            "FOREMAN_WORKDIR": str(tree),
-            "FOREMAN_PROMPT_FILE": str(prompt),
-            "FOREMAN_ATTEMPT": str(attempt),
-            "FOREMAN_ROLE": role,
-        }
+        env = (
+            self._env()
+            | self.repo.identity_env
+            | {
+                "FOREMAN_NODE_ID": node,
+                "FOREMAN_MAP": str(self.map_path),
+                "FOREMAN_WORKDIR": str(tree),
+                "FOREMAN_PROMPT_FILE": str(prompt),
+                "FOREMAN_ATTEMPT": str(attempt),
+                "FOREMAN_ROLE": role,
+            }
+        )
         if message is not None:
             env["FOREMAN_MESSAGE_FILE"] = str(message)
         parser = agent.parser()
@@ -314,7 +337,11 @@ class RunContext:
 
     async def _commit_map(self, message: str) -> None:
         async with self._merge_lock:
-            await asyncio.to_thread(self.repo.commit_paths, [self.map_path], message)
+            await asyncio.to_thread(self._commit_map_now, message)
+
+    def _commit_map_now(self, message: str) -> None:
+        """Commit the map's state (only its state: a person's uncommitted edit elsewhere in it stays out)."""
+        self.repo.commit_file(self.map_path, self.store.state_over, message)
 
 
 @dataclass(frozen=True, slots=True)

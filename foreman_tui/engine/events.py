@@ -57,6 +57,16 @@ class RunStarted(Event):
 
 
 @dataclass(kw_only=True)
+class RunNoted(Event):
+    """Something a person should know about the start of a run (an uncommitted edit, git's identity…)."""
+
+    note: str
+
+    def describe(self) -> str:
+        return f"note: {self.note}"
+
+
+@dataclass(kw_only=True)
 class OrphanStopped(Event):
     pid: int
     reason: str
@@ -142,6 +152,7 @@ class CommitDetected(Event):
 class AttemptFailed(Event):
     attempt: int
     reason: str
+    role: str = "worker"
 
 
 @dataclass(kw_only=True)
@@ -320,9 +331,17 @@ class DisputeRaised(Event):
 
 @dataclass(kw_only=True)
 class FeedbackRouted(Event):
+    """A note of a feedback file, and where it went (``node`` None: the flow chart, or nowhere)."""
+
     file: str
     note: str
-    routed_as: str  # "fix task" | "pause"
+    routed_as: str  # "with its next task" | "pause" | "recorded for the report (flow)" | "not routed: <why>" …
+    section: str = ""
+    line: int = 0
+
+    def describe(self) -> str:
+        where = f" (## {self.section})" if self.section else ""
+        return f"feedback{where} {self.routed_as}: {self.note}"
 
 
 @dataclass(kw_only=True)

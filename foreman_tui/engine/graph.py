@@ -53,6 +53,7 @@ class FlowGraph:
     warnings: list[Problem] = field(default_factory=list)
     _rank: dict[str, int] = field(default_factory=dict)
     _downstream: dict[str, list[str]] = field(default_factory=dict)
+    _forward: dict[str, list[str]] = field(default_factory=dict)
 
     @functools.cached_property
     def process_order(self) -> list[str]:
@@ -77,6 +78,18 @@ class FlowGraph:
                     seen.add(nxt)
                     stack.append(nxt)
         return sorted(seen, key=self.rank)
+
+    def after(self, node_id: str) -> list[str]:
+        """Every process node that comes after ``node_id`` (any node, e.g. a decision) through forward edges,
+        transitively, in implementation order."""
+        seen: set[str] = set()
+        stack = [node_id]
+        while stack:
+            for nxt in self._forward.get(stack.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return sorted((n for n in seen if self.types[n] == "process"), key=self.rank)
 
     def regions_of(self, node_id: str) -> list[RegionInfo]:
         return [r for r in self.regions if node_id in r.nodes]
@@ -108,11 +121,13 @@ def build_graph(model: AlgorithmMap) -> FlowGraph:
     back_edges = [BackEdge(i, edges[i].from_, edges[i].to, edges[i].label) for i in sorted(back_indexes)]
 
     forward_pred: dict[str, list[str]] = {n: [] for n in ids}
+    forward_succ: dict[str, list[str]] = {n: [] for n in ids}
     all_pred: dict[str, list[str]] = {n: [] for n in ids}
     for i, edge in enumerate(edges):
         all_pred[edge.to].append(edge.from_)
         if i not in back_indexes:
             forward_pred[edge.to].append(edge.from_)
+            forward_succ[edge.from_].append(edge.to)
 
     order = _topological_order(ids, position, succ, back_indexes)
     rank = {n: i for i, n in enumerate(order)}
@@ -136,6 +151,7 @@ def build_graph(model: AlgorithmMap) -> FlowGraph:
     )
     graph._rank = rank
     graph._downstream = downstream
+    graph._forward = forward_succ
     return graph
 
 

@@ -7,36 +7,40 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
-import time
-from pathlib import Path
 from typing import Any
 
 from ..map.errors import BadInput
-from .context import RunContext
 from .events import (
     DecisionIgnored,
     DecisionRecorded,
     DisputeRaised,
-    FeedbackRouted,
     MapReloaded,
     NodeApproved,
     NodeFailed,
     NodeReset,
 )
+from .feedback_intake import FeedbackIntake
 from .gitrepo import BRANCH_PREFIX
-from .pauses import APPROVAL_GATE, FEEDBACK_ON_VERIFIED, SPEC_DEPARTURE, STRUCTURE_CHANGED, Decision, take_decisions
+from .pauses import (
+    APPROVAL_GATE,
+    FEEDBACK_ON_VERIFIED,
+    REVIEW_FAILED,
+    SPEC_DEPARTURE,
+    STRUCTURE_CHANGED,
+    Decision,
+    Option,
+    Pause,
+    take_decisions,
+)
 from .project import Project
 from .runstate import NodeRun
-
-_NOTE = re.compile(r"\[node:([a-z0-9_]+)\]")
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-class Inputs(RunContext):
+class Inputs(FeedbackIntake):
     _map_seen: tuple[int, str, str] | None = None
     halted: bool = False
     """A person chose to stop scheduling (after a structural edit): running nodes finish, no new ones start."""
@@ -105,45 +109,13 @@ class Inputs(RunContext):
                     self.emit(DisputeRaised(node=node, check=name, desc=check.item.desc, reason=reason))
         self.save()
 
-    # -------------------------------------------------------------------------------------- feedback
-
-    def _feedback_files(self) -> list[Path]:
-        folder = self.map_path.parent
-        names = [f"{self.map_path.stem}.feedback.md", f"{self.map_path.name}.feedback.md", ".feedback.md"]
-        return [folder / name for name in dict.fromkeys(names) if (folder / name).is_file()]
-
-    def _take_feedback(self) -> None:
-        for path in self._feedback_files():
-            text = path.read_text(encoding="utf-8")
-            parts = _NOTE.split(text)
-            for node, note in zip(parts[1::2], parts[2::2], strict=False):
-                note = note.strip()
-                if not note:
-                    continue
-                if node not in self.graph.types or self.graph.types[node] != "process":
-                    self.emit(FeedbackRouted(node=node, file=path.name, note=note, routed_as="ignored: no such node"))
-                    continue
-                nr = self.state.node(node)
-                if nr.phase == "verified":
-                    self._pause(node, FEEDBACK_ON_VERIFIED, f"feedback on a verified node: {note}", evidence=note)
-                    routed = "pause"
-                else:
-                    nr.feedback.append(note)
-                    routed = "fix task"
-                self.emit(FeedbackRouted(node=node, file=path.name, note=note, routed_as=routed))
-            done = path.with_name(path.name + ".done")
-            if done.exists():
-                done = path.with_name(f"{path.name}.{int(time.time())}.done")
-            path.rename(done)
-            self.save()
-
     # ------------------------------------------------------------------------------------- decisions
 
     async def _take_inputs(self) -> None:
         for decision in take_decisions(self.home):
             await self.apply_decision(decision)
         await self._check_map()
-        self._take_feedback()
+        await self._take_feedback()
 
     async def apply_decision(self, decision: Decision) -> bool:
         """Carry out a person's decision on an open pause. Returns False (and says why) if it does not apply."""
@@ -188,8 +160,8 @@ class Inputs(RunContext):
         )
         if decision.node == "map":
             await self._decide_map(decision)
-        elif decision.node.startswith("region:") or decision.node == "end":
-            await self._decide_stage(decision, pause.suspect)
+        elif decision.node.startswith(("region:", "decision:")) or decision.node == "end":
+            await self._decide_stage(decision, pause, option)
         else:
             await self._decide_node(decision, pause.trigger)
         self.save()
@@ -203,6 +175,7 @@ class Inputs(RunContext):
     def _unpause(self, nr: NodeRun, phase: str) -> None:
         nr.phase = phase  # type: ignore[assignment]
         nr.pause = None
+        nr.round_start = nr.attempt
         nr.check_failures.clear()
         nr.failure_outputs.clear()
         nr.no_commit = 0
@@ -221,6 +194,8 @@ class Inputs(RunContext):
         elif action == "accept":
             if trigger == FEEDBACK_ON_VERIFIED:
                 self._unpause(nr, "verified")
+            elif trigger == REVIEW_FAILED:
+                self._unpause(nr, "integrating")
             else:
                 nr.accepted.extend(k for k in nr.check_failures if k not in nr.accepted)
                 self._unpause(nr, "integrating" if trigger == SPEC_DEPARTURE else "reviewing")
@@ -228,6 +203,10 @@ class Inputs(RunContext):
                 self.emit(NodeApproved(node=node, who=decision.who, text=decision.text))
         elif action == "recheck":
             self._unpause(nr, "implemented")
+        elif action == "rereview":
+            self._unpause(nr, "reviewing")
+        elif action == "remerge":
+            self._unpause(nr, "integrating")
         elif action == "fail":
             nr.phase = "failed"
             dependants = self.graph.dependants(node)
@@ -247,24 +226,37 @@ class Inputs(RunContext):
         if self.state.isolation == "worktree":
             async with self._merge_lock:
                 await asyncio.to_thread(self.repo.remove_worktree, node, self.home / "worktrees" / node)
-        fresh = NodeRun(attempt=nr.attempt, history=[*nr.history, f"reset: {reason}"], cost_usd=nr.cost_usd)
+        fresh = NodeRun(
+            attempt=nr.attempt,
+            round_start=nr.attempt,
+            history=[*nr.history, f"reset: {reason}"],
+            cost_usd=nr.cost_usd,
+        )
         self.state.nodes[node] = fresh
         await asyncio.to_thread(self._map_state, {node: {"status": "not_started"}})
         self.emit(NodeReset(node=node, reason=reason))
 
-    async def _decide_stage(self, decision: Decision, suspect: str | None) -> None:
+    async def _decide_stage(self, decision: Decision, pause: Pause, option: Option | None) -> None:
         key = decision.node
         stage = "end" if key == "end" else key
         action = decision.action
+        suspect = pause.suspect
         del self.state.nodes[key]
+        if pause.trigger == FEEDBACK_ON_VERIFIED:  # a note on a verified region: redo the node chosen, or not
+            if option is not None and option.action == "reset" and option.target:
+                await self._reset_node(option.target, f"feedback on {key}, as decided")
+                context = f"The person left this feedback on {key} and chose this node to act on it:\n{pause.problem}"
+                self.state.node(option.target).pending_message = self._message_for(option.target, decision, context)
+            return
         if action == "accept":
             self.state.stages[stage] = "accepted"
             return
         self.state.stages.pop(stage, None)
-        if action in ("reset", "instruct", "retry") and suspect:
-            await self._reset_node(suspect, f"{key} failed; the diagnosis named it")
-            context = f"The {key} checks failed and the diagnosis named this node first."
-            self.state.node(suspect).pending_message = self._message_for(suspect, decision, context)
+        target = option.target if option is not None and option.target else suspect
+        if action in ("reset", "instruct", "retry") and target:
+            await self._reset_node(target, f"{key} failed; the person chose to redo it")
+            context = f"The {key} checks failed and this node is suspected: {pause.problem}"
+            self.state.node(target).pending_message = self._message_for(target, decision, context)
 
     async def _decide_map(self, decision: Decision) -> None:
         del self.state.nodes["map"]

@@ -82,6 +82,7 @@ class Ledger:
         retries = self.project.settings.retries + 1
         out: list[str] = []
         cause_cap = 3
+        round_start = last_attempt = 0  # a reset or a decision starts a new round of attempts
         checks: Counter[str] = Counter()
         for event in self.by_node.get(node, []):
             kind, d, at = event["kind"], event["detail"], _clock(event["ts"])
@@ -92,9 +93,10 @@ class Ledger:
                 out.append(f"{at} checks: " + ", ".join(f"{n} {status}" for status, n in sorted(checks.items())))
                 checks.clear()
             if kind == "WorkerStarted" and d["role"] == "worker":
-                attempt = d["attempt"]
-                bound = f"/{cause_cap}" if attempt > 1 else ""
+                attempt = d["attempt"] - round_start
+                bound = f"/{cause_cap}" if 1 < attempt <= cause_cap else ""
                 out.append(f"{at} dispatch (attempt {attempt}{bound})" + (" — resumed session" if d["resume"] else ""))
+                last_attempt = d["attempt"]
             elif kind == "AttemptFailed":
                 cause_cap = retries
                 out.append(f"{at} attempt {d['attempt']} failed: {d['reason']}")
@@ -109,13 +111,18 @@ class Ledger:
                 out.append(f"{at} merged {d['branch']} ({d['sha'][:10]})")
             elif kind == "MergeConflicted":
                 out.append(f"{at} merge conflict in {', '.join(d['files'])}")
+            elif kind == "FeedbackRouted":
+                out.append(f"{at} feedback {d['routed_as']}: {d['note']}")
             elif kind == "ScopeViolated":
                 out.append(f"{at} scope: changed {', '.join(d['files'])} outside its files")
             elif kind == "NodePaused":
                 out.append(f"{at} PAUSED [{d['trigger']}] {d['problem']}")
             elif kind == "DecisionRecorded":
+                round_start = last_attempt
                 out.append(f"{at} decision: {d['option'] or 'instruction'} {d['label']} {d['text']}".rstrip())
             elif kind in ("NodeVerified", "NodeFailed", "NodeReset", "NodeRecovered"):
+                if kind == "NodeReset":
+                    round_start = last_attempt
                 why = f": {d['reason']}" if d.get("reason") else ""
                 out.append(f"{at} {kind.removeprefix('Node').lower()}{why}")
         if checks:
@@ -156,6 +163,7 @@ class Ledger:
             lines += ["", f'## Region "{region.label}" (L2)', "", f"Stage: {self.run.stages.get(key, 'not run')}", ""]
             lines += self._table([(c, s, e) for c, s, e in self.gates(key)])
             lines += self._diagnosis(key)
+        lines += self._feedback()
         lines += ["", "## End (L3) and benchmark", "", f"Stage: {self.run.stages.get('end', 'not run')}", ""]
         lines += self._table(self.gates("end"))
         lines += self._diagnosis("end")
@@ -172,6 +180,22 @@ class Ledger:
             else:
                 lines.append(f"Benchmark {bench.file or ''}: not run (known optimal {bench.known_optimal})")
         return "\n".join(lines).rstrip() + "\n"
+
+    def _feedback(self) -> list[str]:
+        """Feedback notes on the flow chart, and those that reached no node (the rest is in each node's hops)."""
+        notes = [
+            e
+            for e in self.events
+            if e["kind"] == "FeedbackRouted" and ("flow" in e["detail"]["routed_as"] or e["node"] is None)
+        ]
+        if not notes:
+            return []
+        lines = ["", "## Feedback on the flow chart and not routed", ""]
+        for e in notes:
+            d = e["detail"]
+            where = f"## {d.get('section')}" if d.get("section") else d["file"]
+            lines.append(f"- {_clock(e['ts'])} ({where}) {d['routed_as']}: {d['note']}")
+        return lines
 
     def _summary(self) -> list[str]:
         graph = self.project.graph

@@ -1,6 +1,6 @@
-"""Hard pauses: the model, the options foreman offers for each trigger, the block a worker may print
-(SPEC §6, English or the original Chinese form), and decisions — the person's answers — as files that
-``foreman decide`` writes and a live run (or the next one) picks up.
+"""Hard pauses: the model, the options foreman offers for each trigger, and decisions — the person's
+answers — as files that ``foreman decide`` writes and a live run (or the next one) picks up. The block a
+worker prints to ask for one is read by ``pause_blocks.py``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import re
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from ..map.store import atomic_write
 
-Action = Literal["retry", "instruct", "accept", "fail", "reset", "recheck", "reload", "merged"]
+Action = Literal["retry", "instruct", "accept", "fail", "reset", "recheck", "rereview", "remerge", "reload", "merged"]
 
 # Triggers, as SPEC §6 names them.
 SAME_CHECK_3X = "#1 same L1 check failed 3 times"
@@ -27,8 +26,10 @@ UPSTREAM_POST = "#3 upstream post condition must change"
 WORKER_FAILED = "worker failed"
 WORKER_TIMED_OUT = "worker timed out"
 MERGE_CONFLICT = "merge conflict"
+MERGE_FAILED = "merge failed"
 L2_FAILED = "L2 failed"
 L3_FAILED = "L3 failed"
+DECISION_FAILED = "decision check failed"
 STRUCTURE_CHANGED = "map structure changed"
 FEEDBACK_ON_VERIFIED = "feedback on a verified node"
 APPROVAL_GATE = "approval gate"
@@ -41,6 +42,8 @@ class Option(BaseModel):
     key: str
     label: str
     action: Action
+    target: str | None = None
+    """The node the action is about, when it is not the paused one (a region's pause naming its nodes)."""
 
 
 class Pause(BaseModel):
@@ -119,6 +122,18 @@ _CHOICES: dict[str, list[Choice]] = {
         ("redo the node on the current integration branch", "reset"),
         _FAIL,
     ],
+    MERGE_FAILED: [
+        ("merge again (after you dealt with what git said)", "remerge"),
+        ("redo the node on the current integration branch", "reset"),
+        _FAIL,
+    ],
+    REVIEW_FAILED: [
+        ("review again (the worker is not run)", "rereview"),
+        _RETRY,
+        ("accept the code as it is", "accept"),
+        _RESET,
+        _FAIL,
+    ],
     L2_FAILED: [
         ("re-run the checks", "recheck"),
         ("reset the suspicious node and redo it", "reset"),
@@ -132,7 +147,7 @@ _CHOICES: dict[str, list[Choice]] = {
 }
 _CHOICES[L3_FAILED] = _CHOICES[L2_FAILED]
 _CHOICES[STOPPED_BY_PERSON] = [("start it again (with your instruction, if any)", "retry"), _RESET, _FAIL]
-_DEFAULT_CHOICES: list[Choice] = [_RETRY, _RESET, _FAIL]  # worker failed/timed out, review, internal
+_DEFAULT_CHOICES: list[Choice] = [_RETRY, _RESET, _FAIL]  # worker failed/timed out, internal
 
 
 def engine_options(trigger: str) -> list[Option]:
@@ -140,57 +155,6 @@ def engine_options(trigger: str) -> list[Option]:
     always there too)."""
     choices = _CHOICES.get(trigger, _DEFAULT_CHOICES)
     return [Option(key=chr(ord("A") + i), label=label, action=action) for i, (label, action) in enumerate(choices)]
-
-
-# ------------------------------------------------------------------------------ worker-printed blocks
-
-_FIELDS = {
-    "node": ("Node", "当前节点"),
-    "problem": ("Problem", "问题描述"),
-    "tried": ("Tried", "已尝试的方案"),
-    "options": ("Options", "建议选项"),
-}
-_HEAD = re.compile(r"^\s*(?:HARD PAUSE\s*[:：]|硬暂停\s*[:：])\s*(.*)$")
-_FIELD = re.compile(r"^\s*(" + "|".join(n for names in _FIELDS.values() for n in names) + r")\s*[:：]\s*(.*)$")
-_OPTION = re.compile(r"(?:^|\s|/)([A-Z])\)\s*")
-_FREE_TEXT = re.compile(r"^(your instruction|用户指示|user instruction|你的指示)\W*$", re.IGNORECASE)
-
-
-def parse_worker_block(lines: list[str], node: str) -> Pause | None:
-    """A hard-pause block printed by a worker, English or Chinese, or None if it printed none."""
-    start = next((i for i, line in enumerate(lines) if _HEAD.match(line)), None)
-    if start is None:
-        return None
-    head = _HEAD.match(lines[start])
-    assert head is not None
-    trigger = head.group(1).strip().strip("[]【】").strip() or "worker asked"
-    values: dict[str, str] = {}
-    current = None
-    for line in lines[start + 1 : start + 60]:
-        field = _FIELD.match(line)
-        if field:
-            current = next(k for k, names in _FIELDS.items() if field.group(1) in names)
-            values[current] = field.group(2).strip()
-        elif current and line.strip() and not _HEAD.match(line):
-            values[current] = (values[current] + "\n" + line.strip()).strip()
-        elif not line.strip() and current == "options":
-            break
-    options = []
-    text = values.get("options", "")
-    parts = _OPTION.split(text)
-    for key, label in zip(parts[1::2], parts[2::2], strict=False):
-        label = label.strip().rstrip("/").strip()
-        action: Action = "instruct"
-        options.append(Option(key=key, label=label, action=action))
-    options = [o for o in options if not _FREE_TEXT.match(o.label)] + [o for o in options if _FREE_TEXT.match(o.label)]
-    return Pause(
-        node=values.get("node", node) or node,
-        trigger=trigger,
-        problem=values.get("problem", ""),
-        tried=values.get("tried", ""),
-        options=options,
-        source="worker",
-    )
 
 
 # ---------------------------------------------------------------------------------- decision files

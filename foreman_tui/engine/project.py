@@ -104,19 +104,47 @@ class Project:
         )
         return own + [c for n in members for c in self.node_checks(n) if c.level == "L2"]
 
+    def decision_checks(self, decision: str) -> list[CheckRef]:
+        """What runs when a decision node's feeders are all verified: its L1 items (they test the neighbouring
+        process code, which is merged by then)."""
+        return [c for c in self.node_checks(decision) if c.level == "L1"]
+
     def end_checks(self) -> list[CheckRef]:
-        """L3: every L3 item of nodes and regions, plus the L2 items no region will run (of regions without
+        """The end stage: every L3 item of nodes and regions; every item of terminal and auxiliary nodes (the
+        end node's checks test the whole program); and the L2 items no region will run (of regions without
         process nodes, and of nodes in no such region)."""
-        checks = [c for n in self.graph.order for c in self.node_checks(n) if c.level == "L3"]
-        for info in self.graph.regions:
+        graph = self.graph
+        outside = [n for n in graph.order if graph.types[n] in ("terminal", "auxiliary")]
+        checks = [c for n in outside for c in self.node_checks(n) if c.level != "L3"]
+        checks += [c for n in graph.order for c in self.node_checks(n) if c.level == "L3"]
+        for info in graph.regions:
             own = self.region_own_checks(info.index)
             checks += [c for c in own if c.level == "L3" or not info.process_nodes]
-        covered = {n for r in self.graph.regions if r.process_nodes for n in r.nodes}
+        covered = {n for r in graph.regions if r.process_nodes for n in r.nodes}
         checks += [
             c
-            for n in self.graph.order
-            if self.graph.types[n] in ("process", "decision") and n not in covered
+            for n in graph.order
+            if graph.types[n] in ("process", "decision") and n not in covered
             for c in self.node_checks(n)
             if c.level == "L2"
         ]
         return checks
+
+    def check_schedule(self) -> list[tuple[CheckRef, str]]:
+        """Every check of the map with the moment it runs (a check may run at more than one), in that order:
+        a node's own L1 checks, a decision's when its feeders are verified, a region's stage, the end stage."""
+        graph = self.graph
+        schedule = [
+            (c, f"with {n} (L1, after each attempt)")
+            for n in graph.process_order
+            for c in self.node_checks(n)
+            if c.level == "L1"
+        ]
+        for n in graph.order:
+            if graph.types[n] == "decision":
+                feeders = ", ".join(graph.decision_feeders.get(n, ())) or "no process node"
+                schedule += [(c, f"when {n}'s feeders are verified ({feeders})") for c in self.decision_checks(n)]
+        for info in graph.regions:
+            schedule += [(c, f'when region "{info.label}" is verified (L2)') for c in self.region_checks(info.index)]
+        schedule += [(c, "at the end, when every process node is verified") for c in self.end_checks()]
+        return schedule

@@ -13,7 +13,7 @@ from ..map._gc import gc_paused
 from ..map.model import LEVELS, NODE_TYPES
 from ..map.store import FOREMAN_DIR
 from .project import CheckRef, Project
-from .runstate import RunStore
+from .runstate import RUN_PHASE_NAMES, RunStore, run_is_live
 from .scheduler import DEFAULT_MAX_PARALLEL, simulate, waiting_on
 
 CHECKPOINT_DIR = "_checkpoints"
@@ -53,8 +53,29 @@ def validate_report(project: Project) -> dict[str, Any]:
         ],
         "checks": _check_counts(all_checks),
         "files": {n: _files_json(project, n) for n in graph.process_order},
+        "commands": commands_report(project),
         "warnings": [w.to_json() for w in project.warnings],
     }
+
+
+def commands_report(project: Project) -> list[dict[str, Any]]:
+    """Every command of the map (checks with a ``cmd``, the benchmark), with its JSON path and when it runs."""
+    out = []
+    for check, when in project.check_schedule():
+        if not check.runnable:
+            continue
+        if check.owner.startswith("region:"):
+            index = next(r.index for r in project.graph.regions if f"region:{r.key}" == check.owner)
+            source = f"graph.regions[{index}].verify.{check.phase}[{check.index}].cmd"
+        else:
+            source = f"contents.{check.owner}.verify.{check.phase}[{check.index}].cmd"
+        out.append({"cmd": check.item.cmd, "source": source, "level": check.level, "when": when})
+    bench = project.doc.model.meta.benchmark
+    if bench is not None and bench.cmd:
+        out.append(
+            {"cmd": bench.cmd, "source": "meta.benchmark.cmd", "level": "L3", "when": "at the end, after the L3 checks"}
+        )
+    return out
 
 
 def _back_edge_json(edge: Any) -> dict[str, Any]:
@@ -112,6 +133,7 @@ def _plan_report(project: Project, max_parallel: int | None) -> dict[str, Any]:
         ],
         "end_checks": [c.to_json() for c in project.end_checks()],
         "benchmark": _benchmark(project),
+        "commands": commands_report(project),
         "warnings": [w.to_json() for w in project.warnings],
     }
 
@@ -124,6 +146,8 @@ def _benchmark(project: Project) -> dict[str, Any] | None:
 def status_report(project: Project) -> dict[str, Any]:
     graph = project.graph
     verified = project.verified()
+    run = RunStore(project.doc.project_dir / FOREMAN_DIR).load()
+    live = run_is_live(project.doc.project_dir)
     nodes = []
     for node in graph.order:
         entry: dict[str, Any] = {
@@ -135,6 +159,12 @@ def status_report(project: Project) -> dict[str, Any]:
         if graph.types[node] == "process":
             entry["waiting_on"] = waiting_on(graph, node, verified) if node not in verified else []
             entry["regions"] = [r.key for r in graph.regions_of(node)]
+            nr = run.nodes.get(node) if run else None
+            phase = RUN_PHASE_NAMES.get(nr.phase) if nr is not None and node not in verified else None
+            if nr is not None and phase is not None:
+                interrupted = not live and phase in ("running", "checking", "reviewing", "merging")
+                entry["phase"] = f"interrupted while {phase}" if interrupted else phase
+                entry["attempt"] = nr.attempt
         elif graph.types[node] == "decision":
             entry["feeders_verified"] = graph.decision_verified(node, verified)
         nodes.append(entry)
@@ -154,7 +184,6 @@ def status_report(project: Project) -> dict[str, Any]:
         )
     counts = Counter(project.status_of(n) for n in process)
     done = counts.get("verified", 0)
-    run = RunStore(project.doc.project_dir / FOREMAN_DIR).load()
     pauses = [
         {
             "node": n,
@@ -173,10 +202,12 @@ def status_report(project: Project) -> dict[str, Any]:
     return {
         "map": project.doc.source,
         "title": project.doc.model.meta.title,
+        "live": live,
         "nodes": nodes,
         "regions": regions,
         "pauses": pauses,
         "failed": failed,
+        "feedback_unmatched": [m.model_dump() for m in run.feedback_unmatched] if run else [],
         "totals": {
             "process_nodes": len(process),
             "verified": done,

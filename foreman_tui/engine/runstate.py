@@ -25,7 +25,9 @@ Phase = Literal["pending", "running", "implemented", "reviewing", "integrating",
 class NodeRun(BaseModel):
     phase: Phase = "pending"
     attempt: int = 0
-    """Worker attempts started so far."""
+    """Worker attempts started so far (log files are numbered by it)."""
+    round_start: int = 0
+    """Attempts made before the current round: a reset or a person's decision starts a new one."""
     base: str | None = None
     """The commit the node's work started from."""
     head: str | None = None
@@ -48,6 +50,21 @@ class NodeRun(BaseModel):
     """Checks a person accepted as failing (a dispute accepted), by name."""
     cost_usd: float = 0.0
 
+    @property
+    def round_attempt(self) -> int:
+        """The attempt number within the current round (what a person is shown: "attempt 2/3")."""
+        return self.attempt - self.round_start
+
+
+class FeedbackMiss(BaseModel):
+    """A feedback note that matched no node or region (its file is kept until it is routed)."""
+
+    file: str
+    line: int
+    section: str
+    note: str
+    reason: str
+
 
 class RunState(BaseModel):
     version: int = 1
@@ -58,6 +75,10 @@ class RunState(BaseModel):
     """``region:<key>`` / ``end`` → "passed" | "failed" | "accepted"."""
     decisions: list[Decision] = Field(default_factory=list)
     """Every decision a person made, in order."""
+    feedback_seen: list[str] = Field(default_factory=list)
+    """Digests of the feedback notes already taken (a resubmitted file repeats them)."""
+    feedback_unmatched: list[FeedbackMiss] = Field(default_factory=list)
+    """Notes in kept feedback files that match no node or region."""
 
     def node(self, node_id: str) -> NodeRun:
         return self.nodes.setdefault(node_id, NodeRun())
@@ -79,6 +100,47 @@ class RunStore:
 
 class AlreadyRunning(UsageError):
     """Another foreman holds this repository's run lock."""
+
+
+RUN_PHASE_NAMES = {
+    "running": "running",
+    "implemented": "checking",
+    "reviewing": "reviewing",
+    "integrating": "merging",
+    "paused": "paused",
+    "failed": "failed",
+}
+"""How ``foreman status`` names a node's run phase (pending and verified say nothing beyond the map)."""
+
+
+def lock_path(project_dir: Path) -> Path | None:
+    """The run lock's file for the repository ``project_dir`` is in (without loading git), or None."""
+    for folder in (project_dir, *project_dir.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            return dot_git / "foreman-run.lock"
+        if dot_git.is_file():  # a worktree: "gitdir: <path>", whose commondir names the shared folder
+            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+            gitdir = (folder / text.removeprefix("gitdir:").strip()).resolve()
+            common = gitdir / "commondir"
+            if common.is_file():
+                gitdir = (gitdir / common.read_text().strip()).resolve()
+            return gitdir / "foreman-run.lock"
+    return None
+
+
+def run_is_live(project_dir: Path) -> bool:
+    """Whether a foreman holds the run lock of this repository now."""
+    path = lock_path(project_dir)
+    if path is None or not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 class RunLock:

@@ -10,10 +10,11 @@ from .context import RunContext
 from .events import (
     BenchmarkRan,
     CheckFinished,
+    DecisionVerified,
     DiagnosisMade,
     StageFinished,
 )
-from .pauses import L2_FAILED, L3_FAILED
+from .pauses import DECISION_FAILED, L2_FAILED, L3_FAILED, Option, Pause
 from .project import CheckRef
 from .prompts import checkpoint_problem
 
@@ -42,7 +43,7 @@ class Stages(RunContext):
             if outcome.status == "fail":
                 failed.append(name)
             if not check.owner.startswith("region:"):
-                current = self._current_results(check.owner)
+                current = results.get(check.owner) or self._current_results(check.owner)
                 current[check.phase][check.index] = outcome.status == "pass"
                 results[check.owner] = current
         if results:
@@ -60,8 +61,64 @@ class Stages(RunContext):
             out[phase] = values + [None] * (size - len(values))
         return out
 
+    def _decision_has_checks(self, decision: str) -> bool:
+        return any(c.runnable for c in self.project.decision_checks(decision))
+
+    def _held_by_decisions(self) -> set[str]:
+        """Process nodes after a decision whose checks have not passed (yet): they wait for it."""
+        held: set[str] = set()
+        for decision in self.graph.decision_feeders:
+            if self._decision_has_checks(decision) and self.state.stages.get(f"decision:{decision}") not in (
+                "passed",
+                "accepted",
+            ):
+                held.update(self.graph.after(decision))
+        return held
+
+    async def _run_decision_stages(self, verified: set[str]) -> None:
+        """A decision node's L1 checks, once every process node feeding it is verified; it is verified when
+        they pass. A failure pauses it, naming its feeders as the suspects."""
+        for decision, feeders in self.graph.decision_feeders.items():
+            key = f"decision:{decision}"
+            if key in self.state.nodes or not self._decision_has_checks(decision):
+                continue
+            result = self.state.stages.get(key)
+            if result is None and self.graph.decision_verified(decision, verified):
+                checks = self.project.decision_checks(decision)
+                failed = await self._run_checks(key, "L1", checks)
+                result = self.state.stages[key] = "failed" if failed else "passed"
+                self.save()
+                self.emit(StageFinished(node=key, stage="L1", passed=not failed, checks=len(checks), failed=failed))
+                if failed:
+                    self._pause_decision(key, decision, failed, feeders)
+                    continue
+            if result in ("passed", "accepted") and self.project.status_of(decision) != "verified":
+                await asyncio.to_thread(self._map_state, {decision: {"status": "verified"}})
+                self._refresh_statuses({decision: {"status": "verified"}})
+                await self._commit_map(f"foreman: {decision} verified (its checks {result})")
+                self.emit(DecisionVerified(node=decision, feeders=list(feeders)))
+
+    def _pause_decision(self, key: str, decision: str, failed: list[str], feeders: tuple[str, ...]) -> None:
+        suspects = ", ".join(feeders) or "no process node"
+        options = [Option(key="A", label="re-run the checks", action="recheck")]
+        options += [
+            Option(key=chr(ord("B") + i), label=f"reset {n} (a suspect) and redo it", action="reset", target=n)
+            for i, n in enumerate(feeders)
+        ]
+        options.append(Option(key=chr(ord("B") + len(feeders)), label="accept and go on", action="accept"))
+        problem = f"{decision}'s checks failed: {', '.join(failed)}; the code feeding it is suspect: {suspects}"
+        pause = Pause(
+            node=key,
+            trigger=DECISION_FAILED,
+            problem=problem,
+            options=options,
+            suspect=feeders[-1] if feeders else None,
+        )
+        self._pause(key, DECISION_FAILED, problem, pause=pause)
+
     async def _run_stages(self) -> None:
         verified = self._verified()
+        await self._run_decision_stages(verified)
         for region in self.graph.regions:
             key = f"region:{region.key}"
             if key in self.state.stages or not self.graph.region_complete(region, verified):
@@ -78,7 +135,8 @@ class Stages(RunContext):
                     key, L2_FAILED, f'region "{region.label}": {", ".join(failed)} failed', suspect, findings
                 )
         process = self.graph.process_order
-        if process and len(verified) == len(process) and "end" not in self.state.stages:
+        decisions_done = not self._held_by_decisions()
+        if process and len(verified) == len(process) and decisions_done and "end" not in self.state.stages:
             checks = self.project.end_checks()
             failed = await self._run_checks("end", "L3", checks)
             bench_ok = await self._benchmark()

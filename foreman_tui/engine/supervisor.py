@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..map.model import NodeState, State
 from .checks import check_event, run_check
 from .commands import INPUT_TICK, Commands
 from .context import FailedStart
@@ -32,19 +31,22 @@ from .events import (
     NodeVerified,
     OrphanStopped,
     RunFinished,
+    RunNoted,
     RunStarted,
 )
-from .gitrepo import BRANCH_PREFIX, CommitInfo, Repo, RepoError
+from .gitrepo import BRANCH_PREFIX, CommitInfo, RepoError
 from .handover import Handover
+from .pause_blocks import parse_worker_block
 from .pauses import (
     APPROVAL_GATE,
     INTERNAL,
     MERGE_CONFLICT,
+    MERGE_FAILED,
     SAME_CHECK_3X,
     WORKER_FAILED,
     WORKER_TIMED_OUT,
     Pause,
-    parse_worker_block,
+    engine_options,
 )
 from .project import CheckRef
 from .prompts import (
@@ -76,7 +78,6 @@ class Supervisor(Commands, Handover, Stages, Reviews):
     """Runs a map to verified code; see the module docstring. ``run()`` once per instance."""
 
     def _prepare(self) -> None:
-        self._repo = Repo(self.project_dir)
         self.lock = RunLock(self.repo.common_dir)  # one foreman per repository, whichever map it runs
         self.lock.acquire()
         saved = self.runs.load()
@@ -108,6 +109,7 @@ class Supervisor(Commands, Handover, Stages, Reviews):
             )
         self._reconcile()
         self._report_taken_over()
+        self._note_start()
         self.save()
         self.emit(
             RunStarted(
@@ -118,6 +120,45 @@ class Supervisor(Commands, Handover, Stages, Reviews):
                 resumed=resumed,
             )
         )
+
+    def _note_start(self) -> None:
+        """Tell the person what the run will not do with what it found: uncommitted edits, git's identity."""
+        rel_map = self.map_path.relative_to(self.repo.root).as_posix()
+        changed = self.repo.changed_paths()
+        if rel_map in changed and self._map_edited_beyond_state():
+            self.emit(
+                RunNoted(
+                    note=f"{rel_map} has an uncommitted edit of yours: it stays yours (foreman commits only the "
+                    "map's state, over the map as committed)"
+                )
+            )
+        others = [p for p in changed if p != rel_map]
+        if others:
+            shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+            where = (
+                f"the workers' worktrees start from {self.state.integration_branch}'s last commit and do not see them"
+                if self.state.isolation == "worktree"
+                else "the workers share this tree with them"
+            )
+            self.emit(RunNoted(note=f"uncommitted changes in {shown}; {where}"))
+        if self.repo.identity_env:
+            self.emit(
+                RunNoted(
+                    note="git has no user.name/user.email here: foreman's commits and the workers' are made as "
+                    "foreman <foreman@localhost> (set yours with git config to use it)"
+                )
+            )
+
+    def _map_edited_beyond_state(self) -> bool:
+        committed = self.repo.file_at("HEAD", self.map_path)
+        try:
+            head = json.loads(committed or b"{}")
+            now = self.store.read()
+        except (ValueError, OSError):
+            return True
+        head.pop("state", None)
+        now.pop("state", None)
+        return bool(head != now)
 
     def _reconcile(self) -> None:
         """Make the run state agree with the map's state and with git after a restart (or a crash)."""
@@ -183,6 +224,7 @@ class Supervisor(Commands, Handover, Stages, Reviews):
         if self._scheduling_blocked():
             return
         blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")} | self._resetting
+        blocked |= self._held_by_decisions()
         ready = ready_nodes(self.graph, self._verified(), exclude=set(self._tasks) | blocked)
         batch = next_batch(
             ready, self.project.files, running=list(self._tasks), max_parallel=self.settings.max_parallel
@@ -268,12 +310,22 @@ class Supervisor(Commands, Handover, Stages, Reviews):
         if self._scheduling_blocked():
             return False
         blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")}
+        blocked |= self._held_by_decisions()
         return bool(ready_nodes(self.graph, self._verified(), exclude=blocked)) or self._stages_due()
 
     def _stages_due(self) -> bool:
         verified = self._verified()
         due = [f"region:{r.key}" for r in self.graph.regions if self.graph.region_complete(r, verified)]
-        if self.graph.process_order and len(verified) == len(self.graph.process_order):
+        due += [
+            f"decision:{d}"
+            for d in self.graph.decision_feeders
+            if self._decision_has_checks(d) and self.graph.decision_verified(d, verified)
+        ]
+        if (
+            self.graph.process_order
+            and len(verified) == len(self.graph.process_order)
+            and not self._held_by_decisions()
+        ):
             due.append("end")
         return any(key not in self.state.stages and key not in self.state.nodes for key in due)
 
@@ -382,7 +434,7 @@ class Supervisor(Commands, Handover, Stages, Reviews):
         self.save()
         tree = self.tree_of(node)
         message = Path(nr.pending_message) if nr.pending_message else None
-        text = await asyncio.to_thread(worker_prompt, self.project, node, tree)
+        text = await asyncio.to_thread(worker_prompt, self.project, node, tree, self.python.describe())
         if message is not None and not (self.worker.resumable and nr.session_id):
             text += "\n\n" + message.read_text(encoding="utf-8")  # a fresh run carries the history itself
         if nr.feedback:
@@ -412,7 +464,8 @@ class Supervisor(Commands, Handover, Stages, Reviews):
             reason = f"timed out after {self.settings.timeout:g}s and was stopped"
         else:
             reason = f"exited with status {result.exit_code} without a commit"
-        return self._attempt_outcome(node, head_before, report.text().splitlines(), reason)
+        said = [*report.lines, *report.final_text.splitlines()]  # a block may be in any message, or the result
+        return self._attempt_outcome(node, head_before, said, reason)
 
     async def _take_over(self, node: str, record: dict[str, Any]) -> str:
         nr = self.state.node(node)
@@ -432,18 +485,25 @@ class Supervisor(Commands, Handover, Stages, Reviews):
         went by without a commit) or "retry"."""
         nr = self.state.node(node)
         attempt = nr.attempt
-        if nr.head and nr.head != head_before:
+        committed = bool(nr.head and nr.head != head_before)
+        asked = parse_worker_block(answer, node)
+        # A worker that asked for a person is never dispatched again before one decides. With a commit, only a
+        # complete block counts (a header alone may be the protocol quoted back; the commit is work done).
+        if asked is not None and (asked.options or not committed):
+            asked.node = node
+            asked.evidence = "\n".join(answer[-60:])
+            asked.options = asked.options or engine_options(asked.trigger)  # an unreadable block: ours
+            if committed:
+                nr.no_commit = 0
+                self.save()
+            self._pause(node, asked.trigger, asked.problem, pause=asked)
+            return "paused"
+        if committed:
             nr.no_commit = 0
             nr.pending_message = None
             self.save()
             return "committed"
         tail = "\n".join(answer[-60:])
-        asked = parse_worker_block(answer, node)
-        if asked is not None:
-            asked.node = node
-            asked.evidence = tail
-            self._pause(node, asked.trigger, asked.problem, pause=asked)
-            return "paused"
         nr.no_commit += 1
         nr.history.append(f"attempt {attempt}: {reason}")
         self.save()
@@ -561,14 +621,23 @@ class Supervisor(Commands, Handover, Stages, Reviews):
         async with self._merge_lock:
             if self.state.isolation == "worktree" and nr.base is not None:
                 outcome = await asyncio.to_thread(self.repo.merge, node)
-                if not outcome.merged:
+                if outcome.kind == "conflict":
                     self.emit(MergeConflicted(node=node, branch=BRANCH_PREFIX + node, files=list(outcome.conflicts)))
                     self._pause(
                         node,
                         MERGE_CONFLICT,
-                        f"merging {BRANCH_PREFIX}{node} conflicts in {', '.join(outcome.conflicts) or '?'}; "
+                        f"merging {BRANCH_PREFIX}{node} conflicts in {', '.join(outcome.conflicts)}; "
                         f"the merge was aborted. To merge by hand: cd {self.repo.root} && git merge "
                         f"{BRANCH_PREFIX}{node}, resolve, commit, then choose A.",
+                        outcome.message,
+                    )
+                    return
+                if outcome.kind == "refused":
+                    self._pause(
+                        node,
+                        MERGE_FAILED,
+                        f"git would not merge {BRANCH_PREFIX}{node} into {self.state.integration_branch}: "
+                        f"{outcome.message.splitlines()[-1] if outcome.message else 'no reason given'}",
                         outcome.message,
                     )
                     return
@@ -579,11 +648,13 @@ class Supervisor(Commands, Handover, Stages, Reviews):
             changes: dict[str, dict[str, Any]] = {node: {"status": "verified"}}
             newly = []
             for decision, feeders in self.graph.decision_feeders.items():
+                if self._decision_has_checks(decision):
+                    continue  # verified by its own stage, once its checks pass (stages.py)
                 if self.project.status_of(decision) != "verified" and self.graph.decision_verified(decision, verified):
                     changes[decision] = {"status": "verified"}
                     newly.append((decision, feeders))
             await asyncio.to_thread(self._map_state, changes)
-            await asyncio.to_thread(self.repo.commit_paths, [self.map_path], f"foreman: {node} verified")
+            await asyncio.to_thread(self._commit_map_now, f"foreman: {node} verified")
             self._refresh_statuses(changes)
         for decision, feeders in newly:
             self.emit(DecisionVerified(node=decision, feeders=list(feeders)))
@@ -595,18 +666,5 @@ class Supervisor(Commands, Handover, Stages, Reviews):
         if self.state.isolation == "worktree" and nr.base is not None and not self.settings.keep_worktrees:
             async with self._merge_lock:
                 await asyncio.to_thread(self.repo.remove_worktree, node, self._worktree_root(node))
-
-    def _refresh_statuses(self, changes: dict[str, dict[str, Any]]) -> None:
-        """Keep the in-memory map state in step with what was written."""
-        model = self.project.doc.model
-        if model.state is None:
-            model.state = State()
-        state = model.state
-        for node, change in changes.items():
-            entry = state.nodes.get(node)
-            if entry is not None and "status" in change:
-                entry.status = change["status"]
-            elif entry is None and "status" in change:
-                state.nodes[node] = NodeState(status=change["status"])
 
     # ----------------------------------------------------------------------------------------- stages

@@ -174,10 +174,10 @@ class MainScreen(Screen[None]):
         title = Text()
         title.append(f" {node or '(select a node)'} ", style="bold reverse")
         if node:
-            attempt, cap = self.service.attempt(node)
+            attempt = self.service.attempt(node)
             title.append(f"  {mode}", style="bold")
             if attempt:
-                title.append(f" · attempt {attempt}/{cap}")
+                title.append(f" · attempt {attempt}")
             title.append(" · following" if log.auto_scroll else " · not following (f)", style="dim")
             if self._search:
                 title.append(f" · search “{self._search}”", style="yellow")

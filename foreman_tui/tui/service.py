@@ -215,10 +215,14 @@ class EngineService:
             return "scheduling is paused"
         return ""
 
-    def attempt(self, node: str) -> tuple[int, int]:
+    def attempt(self, node: str) -> str:
+        """The attempt within the current round, "2/3" ("5" past the usual bound; "" before the first)."""
         nr = self.supervisor.state.nodes.get(node)
+        attempt = nr.round_attempt if nr else 0
         cap = max(3, self.settings.retries + 1)
-        return (nr.attempt if nr else 0), cap
+        if attempt <= 0:
+            return ""
+        return f"{attempt}/{cap}" if attempt <= cap else str(attempt)
 
     def cost(self, node: str) -> float:
         nr = self.supervisor.state.nodes.get(node)

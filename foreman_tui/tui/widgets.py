@@ -144,8 +144,7 @@ class NodeTable(DataTable[Text | str]):
         values: dict[str, object] = {"status": Text(f"{icon} {label}", style=style)}
         if service.project.graph.types.get(node) != "process":
             return values | {"try": "", "time": "", "checks": "", "why": "", "cost": ""}
-        attempt, cap = service.attempt(node)
-        values["try"] = f"{attempt}/{cap}" if attempt else ""
+        values["try"] = service.attempt(node)
         values["time"] = _clock(service.elapsed(node, now))
         feed = service.feeds.get(node)
         marks = Text()
