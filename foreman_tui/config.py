@@ -3,6 +3,7 @@ and ``FOREMAN_<KEY>`` environment variables sit between the two."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,8 @@ from .map.errors import ConfigError, Problem, did_you_mean, format_path
 from .map.files import clean_path
 
 CONFIG_NAME = "foreman.toml"
+MIN_POLL = 0.05
+"""The shortest poll interval: less only burns a core."""
 Preset = Literal["claude", "codex", "aider", "gemini", "command", "scripted"]
 
 
@@ -69,18 +72,22 @@ class Settings(BaseSettings):
     """Workers running at once."""
     isolation: Literal["worktree", "shared"] = "worktree"
     """``worktree``: one git worktree per node; ``shared``: every worker in the main tree."""
-    timeout: float = Field(default=3600, gt=0)
+    timeout: float = Field(default=3600, gt=0, allow_inf_nan=False)
     """Seconds one worker attempt may run before it is stopped."""
     retries: int = Field(default=2, ge=0, le=20)
     """Extra attempts for a worker that exits without committing or times out, before the node pauses."""
     review_rounds: int = Field(default=3, ge=1, le=20)
     """Reviews per node (FLAG → fix → review again) before the node pauses."""
-    check_timeout: float = Field(default=600, gt=0)
+    check_timeout: float = Field(default=600, gt=0, allow_inf_nan=False)
     """Seconds one check command may run."""
-    poll: float = Field(default=2.0, gt=0)
-    """Seconds between polls of git for commits (the fallback beside file-system events)."""
-    stop_grace: float = Field(default=10.0, ge=0)
+    poll: float = Field(default=2.0, ge=MIN_POLL, le=3600, allow_inf_nan=False)
+    """Seconds between polls of git for commits (the fallback beside file-system events); at least 0.05."""
+    stop_grace: float = Field(default=10.0, ge=0, le=3600, allow_inf_nan=False)
     """Seconds a stopped worker gets between SIGTERM and SIGKILL."""
+    output_line_limit: int = Field(default=4096, ge=80, le=1_000_000)
+    """Characters of one output line kept for showing (a longer line is cut with a marker; the log keeps all)."""
+    output_memory_mib: float = Field(default=4.0, gt=0, le=1024, allow_inf_nan=False)
+    """MiB of a worker's output kept in memory for showing (its log file keeps every byte)."""
     notify: bool = True
     """Ring the terminal bell when a hard pause opens."""
     notify_desktop: bool = True
@@ -142,9 +149,22 @@ def load_settings(project_dir: Path, known_nodes: set[str] | None = None) -> Set
                 clean_path(file)
             except ValueError as exc:
                 problems.append(Problem(f"nodes.{node_id}.files[{i}]", str(exc), "use a path inside the project"))
+    python = configured_python(project_dir, settings.checks)
+    if python is not None and not (python.is_file() and os.access(python, os.X_OK)):
+        problems.append(
+            Problem("checks.python", f"{python} is not an executable file", "point it at the project's python")
+        )
     if problems:
         raise ConfigError(source, problems)
     return settings
+
+
+def configured_python(project_dir: Path, checks: CheckSettings) -> Path | None:
+    """``[checks] python`` as a path (relative to the project), or None when it is not set."""
+    if not checks.python:
+        return None
+    path = Path(checks.python).expanduser()
+    return path if path.is_absolute() else project_dir / path
 
 
 def _problem(err: Any) -> Problem:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from foreman_tui.config import AgentSettings, NodeOverride, Settings, load_settings
+from foreman_tui.config import AgentSettings, CheckSettings, NodeOverride, Settings, load_settings
 from foreman_tui.map.errors import ConfigError
 
 from .conftest import DEMO_MAP, run_cli
@@ -49,6 +49,11 @@ def test_node_file_override_shows_in_plan(demo_copy: Path) -> None:
         ('[nodes.04_assign]\nfiles = ["../x.py"]', "nodes.04_assign.files[0]: '../x.py' leaves the project"),
         ('[worker]\npreset = "claude"\nmodle = "x"', "worker.modle: unknown setting — did you mean 'model'?"),
         ('[nodes.04_assign]\nfile = ["a.py"]', "nodes.04_assign.file: unknown setting — did you mean 'files'?"),
+        ("poll = 1e-9", "poll: Input should be greater than or equal to 0.05"),
+        ("timeout = inf", "timeout: Input should be a finite number"),
+        ("check_timeout = nan", "check_timeout: Input should be a finite number"),
+        ('[checks]\npython = "no/such/python"', "checks.python:"),
+        ('[worker]\npreset = "command"', 'worker: preset "command" needs argv'),
     ],
 )
 def test_bad_settings_exit_2_naming_the_key(demo_copy: Path, text: str, needle: str) -> None:
@@ -60,6 +65,19 @@ def test_bad_settings_exit_2_naming_the_key(demo_copy: Path, text: str, needle: 
     assert demo_copy.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("flag", "needle"),
+    [
+        (["--poll", "0.001"], "--poll: must be at least 0.05 seconds"),
+        (["--timeout", "inf"], "--timeout: must be a finite number of seconds"),
+        (["--timeout", "nan"], "--timeout: must be a finite number of seconds"),
+    ],
+)
+def test_unbounded_flags_are_bad_input(demo_copy: Path, flag: list[str], needle: str) -> None:
+    result = run_cli("run", str(demo_copy), "--headless", *flag)
+    assert result.returncode == 2 and needle in result.stderr, result.stderr
+
+
 def test_environment_sits_between_file_and_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "foreman.toml").write_text("max_parallel = 2\n")
     monkeypatch.setenv("FOREMAN_MAX_PARALLEL", "5")
@@ -69,7 +87,7 @@ def test_environment_sits_between_file_and_flags(tmp_path: Path, monkeypatch: py
 
 
 def test_every_setting_is_documented() -> None:
-    for model in (Settings, AgentSettings, NodeOverride):
+    for model in (Settings, AgentSettings, NodeOverride, CheckSettings):
         undocumented = [name for name, field in model.model_fields.items() if not field.description]
         assert undocumented == [], f"{model.__name__}: {undocumented}"
 

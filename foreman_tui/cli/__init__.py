@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import math
 import os
 import sys
 import traceback
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import Settings, with_preset
+from ..config import MIN_POLL, Settings, with_preset
 from ..engine.project import Project
 from ..engine.reports import plan_report, status_report, validate_report
 from ..map._gc import gc_paused
@@ -34,8 +35,15 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds more than 0, got {text}")
+    return value
+
+
+def _poll(text: str) -> float:
+    value = _seconds(text)
+    if value < MIN_POLL:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_POLL} seconds, got {text}")
     return value
 
 
@@ -85,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--isolation", choices=["worktree", "shared"], help="a git worktree per node, or one tree")
         sub.add_argument("--worker", choices=PRESETS, metavar="PRESET", help=f"worker agent: {', '.join(PRESETS)}")
         sub.add_argument("--reviewer", choices=PRESETS, metavar="PRESET", help="reviewer agent preset")
-        sub.add_argument("--poll", type=_seconds, metavar="SECONDS", help="how often to poll git for commits")
+        sub.add_argument("--poll", type=_poll, metavar="SECONDS", help="how often to poll git for commits")
         sub.add_argument("--no-watch", action="store_true", help="poll only; no file-system events")
         sub.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="limit per worker attempt")
 

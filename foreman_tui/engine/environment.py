@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import CheckSettings
-from ..map.errors import ConfigError, Problem
+from ..config import CheckSettings, configured_python
 from ..map.store import atomic_write
 
 VENV = ".venv"
@@ -35,18 +34,11 @@ class ProjectPython:
         return f"`python` is {self.path} ({self.source})"
 
 
-def project_python(project_dir: Path, checks: CheckSettings, config: Path | None = None) -> ProjectPython:
-    """Which Python the project's commands run with. Raises ``ConfigError`` for a configured one that is not
-    there."""
-    if checks.python:
-        path = Path(checks.python).expanduser()
-        path = path if path.is_absolute() else project_dir / path
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ConfigError(
-                str(config or project_dir / "foreman.toml"),
-                [Problem("checks.python", f"{path} is not an executable file", "point it at the project's python")],
-            )
-        return ProjectPython(path, "foreman.toml [checks] python")
+def project_python(project_dir: Path, checks: CheckSettings) -> ProjectPython:
+    """Which Python the project's commands run with (``load_settings`` checked a configured one exists)."""
+    configured = configured_python(project_dir, checks)
+    if configured is not None:
+        return ProjectPython(configured, "foreman.toml [checks] python")
     venv = project_dir / VENV / "bin" / "python"
     if venv.is_file() and os.access(venv, os.X_OK):
         return ProjectPython(venv, f"the project's {VENV}")
