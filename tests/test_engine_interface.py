@@ -115,7 +115,7 @@ def test_a_node_the_map_calls_implemented_goes_straight_to_checks_and_review(tmp
     assert result.returncode == 0, result.stdout + result.stderr
     evs = events(map_path)
     assert not [e for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"]
-    assert kinds(evs, "NodeRecovered", "01_load_points")[0]["detail"]["now"] == "implemented"
+    assert kinds(evs, "NodeRecovered", "01_load_points")[0]["detail"]["now"] == "checking"
     assert [e["detail"]["status"] for e in kinds(evs, "CheckFinished", "01_load_points") if e["detail"]["cmd"]] == [
         "pass"
     ]

@@ -13,6 +13,7 @@ so the demo and the tests can reach every path of the supervisor. Script format:
             "checkpoint": {"output": {...}} | false | "invalid",
             "commit": true, "say": ["line", ...], "sleep": 0.0,
             "hang": false, "grandchild": false, "pause": "HARD PAUSE: …", "exit": 0,
+            "linger": 0.0,                                            # seconds of talk after the commit
             "record_pids": "path"}                                    # where to write its own/grandchild pids
 """
 
@@ -114,6 +115,9 @@ def work(script: dict[str, Any], base: Path, node_id: str, attempt: int, workdir
             *written,
         )
         print("committed", flush=True)
+    if step.get("linger"):  # real agents write a summary after their commit
+        print("summarising what I did…", flush=True)
+        time.sleep(float(step["linger"]))
     return int(step.get("exit", 0))
 
 

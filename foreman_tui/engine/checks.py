@@ -25,14 +25,17 @@ class CheckOutcome:
     reason: str = ""
 
 
-async def run_check(cmd: str, cwd: Path, env: Mapping[str, str], timeout: float, log_path: Path) -> CheckOutcome:
+async def run_check(
+    cmd: str, cwd: Path, env: Mapping[str, str], timeout: float, log_path: Path, mark: str | None = None
+) -> CheckOutcome:
+    """Run one check command; ``mark`` tags it and everything it starts (``reaper.py``)."""
     try:
         argv = shlex.split(cmd)
     except ValueError as exc:
         return CheckOutcome("fail", 0.0, None, "", f"cannot parse the command: {exc}")
     if not argv:
         return CheckOutcome("fail", 0.0, None, "", "empty command")
-    child = ChildProcess(argv, cwd, env, log_path, tail_lines=TAIL_LINES)
+    child = ChildProcess(argv, cwd, env, log_path, tail_lines=TAIL_LINES, mark=mark)
     try:
         await child.start()
     except OSError as exc:

@@ -9,6 +9,7 @@ import contextlib
 
 from .events import NodeRetried, SchedulingHeld
 from .inputs import Inputs
+from .lifecycle import Phase
 from .pauses import STOPPED_BY_PERSON, Decision, write_decision
 
 INPUT_TICK = 0.5
@@ -54,7 +55,7 @@ class Commands(Inputs):
         task = self._tasks.get(node)
         if task is None:
             return f"{node} is not running"
-        if self.state.node(node).phase == "integrating":
+        if self.state.node(node).phase in (Phase.MERGING, Phase.MERGED):
             return f"{node} is being merged; wait a moment"
         self._pause(node, STOPPED_BY_PERSON, f"stopped by {who}")
         task.cancel()
@@ -73,9 +74,9 @@ class Commands(Inputs):
             decision.who = who
             return None if await self.apply_decision(decision) else f"{node}: the retry was not accepted"
         was: str = nr.phase
-        if nr.phase == "failed":
-            nr.phase = "pending"
-        elif node in self._tasks and nr.phase != "integrating":
+        if nr.phase == Phase.FAILED:
+            self.lifecycle.move(node, Phase.PENDING)
+        elif node in self._tasks and nr.phase not in (Phase.MERGING, Phase.MERGED):
             task = self._tasks[node]
             task.cancel()
             await asyncio.wait([task], timeout=self.settings.stop_grace + 5)
@@ -91,7 +92,7 @@ class Commands(Inputs):
         nr = self.state.nodes.get(node)
         if nr is None or node not in self.graph.process_order:
             return f"{node} is not a process node of this map"
-        if nr.phase == "integrating":
+        if nr.phase in (Phase.MERGING, Phase.MERGED):
             return f"{node} is being merged; wait a moment"
         task = self._tasks.get(node)
         self._resetting.add(node)

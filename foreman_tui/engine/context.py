@@ -5,6 +5,8 @@ agent process, pausing a node, sending a fix task. The node lifecycle (``supervi
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from .events import (
     WorkerStarted,
 )
 from .gitrepo import Repo
+from .lifecycle import Lifecycle, Phase
 from .pauses import Decision, Pause, engine_options
 from .preflight import preflight
 from .process import ChildProcess
@@ -36,6 +39,7 @@ from .prompts import (
 from .runstate import PidFiles, RunLock, RunState, RunStore
 from .scheduler import Wait
 from .watcher import CommitMonitor
+from .workspace import Workspace, finish
 
 
 class RunContext:
@@ -54,13 +58,18 @@ class RunContext:
             self.repo, self.map_path, self.settings, self.python, {"worker": self.worker, "reviewer": self.reviewer}
         )
         self.home = foreman_dir(self.project_dir)
+        self.marks = f"foreman:{_project_key(self.repo)}:"
+        """Every process this repository's runs start carries a mark under this prefix (``reaper.py``)."""
+        self.run_mark = f"{self.marks}{uuid.uuid4().hex[:12]}"
         self.events = EventLog(self.home / "events.jsonl")
         self.store = MapStore(self.map_path)
+        self.ws = Workspace(self.repo, self.store, self.home)
         self.runs = RunStore(self.home)
         self.lock: RunLock | None = None
         self.pids = PidFiles(self.home)
         self.use_fs_events = use_fs_events
         self.state = RunState()
+        self.lifecycle = Lifecycle(self.state, self.runs)
         self.waits: list[Wait] = []
         self.children: dict[str, ChildProcess] = {}
         self.on_output: Callable[[str, str, list[str]], None] | None = None
@@ -69,7 +78,6 @@ class RunContext:
         self.ask: Callable[[Pause], Awaitable[Decision | None]] | None = None
         """How to ask a person when nothing can run until they decide (a terminal, the TUI); None: don't."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._merge_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._wake = asyncio.Event()
@@ -92,7 +100,11 @@ class RunContext:
         return self.events.emit(event)
 
     def save(self) -> None:
-        self.runs.save(self.state)
+        self.lifecycle.save()
+
+    def _use_state(self, state: RunState) -> None:
+        self.state = state
+        self.lifecycle = Lifecycle(state, self.runs)
 
     def _rel_project(self) -> Path:
         return self.project_dir.relative_to(self.repo.root)
@@ -103,14 +115,15 @@ class RunContext:
             return self.home / "worktrees" / node_id / self._rel_project()
         return self.project_dir
 
-    def _worktree_root(self, node_id: str) -> Path:
-        return self.home / "worktrees" / node_id
-
     def _env(self) -> dict[str, str]:
         """The environment of the project's commands (checks, benchmark, agents): the project's Python."""
         if self._command_env is None:
             self._command_env = command_env(self.python, self.settings.checks, self.home / "bin")
         return dict(self._command_env)
+
+    def _mark(self, owner: str, role: str = "check") -> str:
+        """The mark of a process this run starts for ``owner`` (a node, a stage) in ``role``."""
+        return f"{self.run_mark}:{owner}:{role}"
 
     def _node_files(self, node_id: str) -> tuple[str, ...]:
         return self.project.owned[node_id].files
@@ -119,9 +132,6 @@ class RunContext:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, text.encode("utf-8"))
         return path
-
-    def _map_state(self, changes: dict[str, dict[str, Any]]) -> None:
-        self.store.set_states(changes)
 
     def request_stop(self) -> None:
         """Stop scheduling and stop running workers; the run ends "stopped" and resumes next time."""
@@ -158,9 +168,7 @@ class RunContext:
                 options=engine_options(trigger),
                 suspect=suspect,
             )
-        nr.phase = "paused"
-        nr.pause = pause
-        self.save()
+        self.lifecycle.move(node, Phase.PAUSED, pause=pause)
         if nr.base and nr.head and nr.base != nr.head:
             task = asyncio.get_running_loop().create_task(self._attach_diff_stat(pause, nr.base, nr.head))
             self._background.add(task)
@@ -274,14 +282,15 @@ class RunContext:
             if self.on_output is not None:
                 self.on_output(node, stream, lines)
 
-        child = ChildProcess(invocation.argv, tree, env, log, invocation.stdin, on_lines=on_lines)
+        mark = self._mark(node, role)
+        child = ChildProcess(invocation.argv, tree, env, log, invocation.stdin, on_lines=on_lines, mark=mark)
         key = f"{node}.{role}"
         try:
             pid = await child.start()
         except OSError as exc:
             return FailedStart(str(exc)), parser.report
         self.children[key] = child
-        self.pids.record(node, role, pid, invocation.argv)
+        self.pids.record(node, role, pid, invocation.argv, mark)
         self.emit(
             WorkerStarted(
                 node=node,
@@ -322,9 +331,8 @@ class RunContext:
         nr = self.state.node(node)
         text = fix_message(reason, details, nr.history)
         path = self._write(self._message_path(node, f"message-{nr.attempt + 1}.md"), text)
-        nr.pending_message = str(path)
-        nr.history.append(f"attempt {nr.attempt}: {reason}")
-        self.save()
+        history = [*nr.history, f"attempt {nr.attempt}: {reason}"]
+        self.lifecycle.move(node, Phase.RUNNING, pending_message=str(path), history=history)
         self.emit(
             FixTaskSent(
                 node=node,
@@ -336,12 +344,13 @@ class RunContext:
         )
 
     async def _commit_map(self, message: str) -> None:
-        async with self._merge_lock:
-            await asyncio.to_thread(self._commit_map_now, message)
-
-    def _commit_map_now(self, message: str) -> None:
         """Commit the map's state (only its state: a person's uncommitted edit elsewhere in it stays out)."""
-        self.repo.commit_file(self.map_path, self.store.state_over, message)
+        await finish(self.ws.commit_state, message)
+
+
+def _project_key(repo: Repo) -> str:
+    """A short name for the repository, the same in every run of it."""
+    return hashlib.sha256(str(repo.common_dir.resolve()).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from .events import (
 )
 from .feedback_intake import FeedbackIntake
 from .gitrepo import BRANCH_PREFIX
+from .lifecycle import Phase
 from .pauses import (
     APPROVAL_GATE,
     FEEDBACK_ON_VERIFIED,
@@ -34,6 +35,7 @@ from .pauses import (
 )
 from .project import Project
 from .runstate import NodeRun
+from .workspace import finish
 
 
 def _digest(value: Any) -> str:
@@ -172,14 +174,12 @@ class Inputs(FeedbackIntake):
         text = f"# Decision on your hard pause\n\n{context}\n\n{decision.message()}\n"
         return str(self._write(self._message_path(node, f"decision-{nr.attempt + 1}.md"), text))
 
-    def _unpause(self, nr: NodeRun, phase: str) -> None:
-        nr.phase = phase  # type: ignore[assignment]
-        nr.pause = None
-        nr.round_start = nr.attempt
+    def _unpause(self, node: str, phase: Phase, **changes: object) -> None:
+        """The person decided: the node goes on in ``phase``, a new round of attempts and reviews."""
+        nr = self.state.node(node)
         nr.check_failures.clear()
         nr.failure_outputs.clear()
-        nr.no_commit = 0
-        nr.review_round = 0
+        self.lifecycle.move(node, phase, pause=None, round_start=nr.attempt, no_commit=0, review_round=0, **changes)
 
     async def _decide_node(self, decision: Decision, trigger: str) -> None:
         node = decision.node
@@ -187,45 +187,42 @@ class Inputs(FeedbackIntake):
         context = f"Trigger: {trigger}. Problem: {nr.pause.problem if nr.pause else ''}"
         action = decision.action
         if action in ("retry", "instruct"):
-            nr.pending_message = self._message_for(node, decision, context)
             if trigger == APPROVAL_GATE:  # rejected: the redone work needs approving again
                 nr.accepted = [a for a in nr.accepted if not a.startswith("approve:")]
-            self._unpause(nr, "pending")
+            self._unpause(node, Phase.PENDING, pending_message=self._message_for(node, decision, context))
         elif action == "accept":
             if trigger == FEEDBACK_ON_VERIFIED:
-                self._unpause(nr, "verified")
+                self._unpause(node, Phase.VERIFIED)
             elif trigger == REVIEW_FAILED:
-                self._unpause(nr, "integrating")
+                self._unpause(node, Phase.MERGING)
             else:
                 nr.accepted.extend(k for k in nr.check_failures if k not in nr.accepted)
-                self._unpause(nr, "integrating" if trigger == SPEC_DEPARTURE else "reviewing")
+                self._unpause(node, Phase.MERGING if trigger == SPEC_DEPARTURE else Phase.REVIEWING)
             if trigger == APPROVAL_GATE:
                 self.emit(NodeApproved(node=node, who=decision.who, text=decision.text))
         elif action == "recheck":
-            self._unpause(nr, "implemented")
+            self._unpause(node, Phase.CHECKING)
         elif action == "rereview":
-            self._unpause(nr, "reviewing")
+            self._unpause(node, Phase.REVIEWING)
         elif action == "remerge":
-            self._unpause(nr, "integrating")
+            self._unpause(node, Phase.MERGING)
         elif action == "fail":
-            nr.phase = "failed"
+            self.lifecycle.move(node, Phase.FAILED)
             dependants = self.graph.dependants(node)
             self.emit(NodeFailed(node=node, reason=f"marked failed by {decision.who}", dependants=dependants))
         elif action == "reset":
             message = self._message_for(node, decision, context) if decision.text or nr.pause else None
             await self._reset_node(node, f"reset by {decision.who}")
-            self.state.node(node).pending_message = message
+            self.lifecycle.note(node, pending_message=message)
         elif action == "merged":  # apply_decision checked that the branch really is merged
-            self._unpause(nr, "integrating")
-            nr.base = None  # nothing left to merge: the integration step only records it
-            async with self._merge_lock:
-                await asyncio.to_thread(self.repo.remove_worktree, node, self.home / "worktrees" / node)
+            await finish(self.ws.remove_tree, node)
+            self._unpause(node, Phase.MERGING, base=None)  # nothing left to merge: it is only recorded
 
     async def _reset_node(self, node: str, reason: str) -> None:
+        """Throw the node's work away: its worktree and branch, its run record (attempts and cost are kept)."""
         nr = self.state.node(node)
         if self.state.isolation == "worktree":
-            async with self._merge_lock:
-                await asyncio.to_thread(self.repo.remove_worktree, node, self.home / "worktrees" / node)
+            await finish(self.ws.remove_tree, node)
         fresh = NodeRun(
             attempt=nr.attempt,
             round_start=nr.attempt,
@@ -233,7 +230,8 @@ class Inputs(FeedbackIntake):
             cost_usd=nr.cost_usd,
         )
         self.state.nodes[node] = fresh
-        await asyncio.to_thread(self._map_state, {node: {"status": "not_started"}})
+        self.save()
+        await finish(self.ws.write_states, {node: {"status": "not_started"}})
         self.emit(NodeReset(node=node, reason=reason))
 
     async def _decide_stage(self, decision: Decision, pause: Pause, option: Option | None) -> None:

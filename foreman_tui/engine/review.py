@@ -12,6 +12,7 @@ from .events import (
     ReviewFinished,
     ScopeViolated,
 )
+from .lifecycle import Phase
 from .pauses import REVIEW_FAILED, SPEC_DEPARTURE
 from .prompts import (
     code_files_text,
@@ -43,15 +44,16 @@ class Reviews(RunContext):
                     outside.append(local)
         return owned, outside
 
-    async def _review(self, node: str) -> str:
-        """Run the reviewer. "clean", "fix" (a fix task was sent) or "paused"."""
+    async def _review(self, node: str) -> None:
+        """Run the reviewer: CLEAN → merging; FLAG → a fix task (running); no verdict, too many rounds, a FLAG
+        on item 1, a reviewer that cannot start → paused."""
         nr = self.state.node(node)
         for _ in range(2):  # one retry when the reviewer gives no verdict
             nr.review_round += 1
             round_ = nr.review_round
             if round_ > self.settings.review_rounds + 1:
                 self._pause(node, REVIEW_FAILED, f"{round_ - 1} reviews without CLEAN")
-                return "paused"
+                return
             owned, outside = await asyncio.to_thread(self._scope, node)
             if outside:
                 self.emit(ScopeViolated(node=node, files=outside))
@@ -69,12 +71,13 @@ class Reviews(RunContext):
                 reason = f"the reviewer could not start: {result.message}"
                 self.emit(AttemptFailed(node=node, attempt=round_, reason=reason, role="reviewer"))
                 self._pause(node, REVIEW_FAILED, reason)
-                return "paused"
+                return
             verdict, text = parse_verdict(report.text())
             self.save()
             self.emit(ReviewFinished(node=node, round=round_, verdict=verdict, text=text))
             if verdict == "CLEAN":
-                return "clean"
+                self.lifecycle.move(node, Phase.MERGING)
+                return
             if verdict == "FLAG":
                 if re.match(r"FLAG\W*\[?\s*1\s*\]", text):  # checklist item 1: structure does not match how
                     self._pause(
@@ -83,13 +86,12 @@ class Reviews(RunContext):
                         f"the reviewer says the implementation departs from the how: {text}",
                         evidence=report.text()[-4000:],
                     )
-                    return "paused"
+                    return
                 if round_ >= self.settings.review_rounds:
                     self._pause(node, REVIEW_FAILED, f"still flagged after {round_} reviews: {text}")
-                    return "paused"
+                    return
                 self._send_fix(node, "The reviewer flagged the code.", text)
-                return "fix"
+                return
         self._pause(
             node, REVIEW_FAILED, "the reviewer gave no CLEAN/FLAG verdict twice", "\n".join(list(report.lines)[-40:])
         )
-        return "paused"

@@ -10,20 +10,20 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..map.errors import UsageError
 from ..map.store import atomic_write
+from .lifecycle import Phase, to_phase
 from .pauses import Decision, Pause
 from .process import group_alive, stop_group_now
 
-Phase = Literal["pending", "running", "implemented", "reviewing", "integrating", "verified", "paused", "failed"]
-
 
 class NodeRun(BaseModel):
-    phase: Phase = "pending"
+    phase: Phase = Phase.PENDING
+    """Where the node is in its life (``lifecycle.py``); moved only through ``Lifecycle.move``."""
     attempt: int = 0
     """Worker attempts started so far (log files are numbered by it)."""
     round_start: int = 0
@@ -49,6 +49,15 @@ class NodeRun(BaseModel):
     accepted: list[str] = Field(default_factory=list)
     """Checks a person accepted as failing (a dispute accepted), by name."""
     cost_usd: float = 0.0
+    attempt_from: str | None = None
+    """The node's head when its current attempt began: a commit beyond it, found after a crash, is kept."""
+    merged: str | None = None
+    """The merge commit of the node's branch into the integration branch, once merged."""
+
+    @field_validator("phase", mode="before")
+    @classmethod
+    def _legacy_phase(cls, value: object) -> object:
+        return to_phase(value)
 
     @property
     def round_attempt(self) -> int:
@@ -103,12 +112,13 @@ class AlreadyRunning(UsageError):
 
 
 RUN_PHASE_NAMES = {
-    "running": "running",
-    "implemented": "checking",
-    "reviewing": "reviewing",
-    "integrating": "merging",
-    "paused": "paused",
-    "failed": "failed",
+    Phase.RUNNING: "running",
+    Phase.CHECKING: "checking",
+    Phase.REVIEWING: "reviewing",
+    Phase.MERGING: "merging",
+    Phase.MERGED: "merging",
+    Phase.PAUSED: "paused",
+    Phase.FAILED: "failed",
 }
 """How ``foreman status`` names a node's run phase (pending and verified say nothing beyond the map)."""
 
@@ -181,10 +191,11 @@ class PidFiles:
     def __init__(self, folder: Path) -> None:
         self.folder = folder / "pids"
 
-    def record(self, node_id: str, role: str, pid: int, argv: list[str]) -> Path:
+    def record(self, node_id: str, role: str, pid: int, argv: list[str], mark: str | None = None) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{node_id}.{role}.json"
-        atomic_write(path, json.dumps({"pid": pid, "pgid": pid, "argv": argv, "started": time.time()}).encode())
+        record = {"pid": pid, "pgid": pid, "argv": argv, "started": time.time(), "mark": mark}
+        atomic_write(path, json.dumps(record).encode())
         return path
 
     def clear(self, node_id: str, role: str) -> None:

@@ -17,6 +17,7 @@ from .events import (
 from .pauses import DECISION_FAILED, L2_FAILED, L3_FAILED, Option, Pause
 from .project import CheckRef
 from .prompts import checkpoint_problem
+from .workspace import finish
 
 
 class Stages(RunContext):
@@ -38,7 +39,9 @@ class Stages(RunContext):
                 self.home / "logs" / owner.replace(":", "_") / f"{level}-{check.owner.replace(':', '_')}-"
                 f"{check.phase}{check.index}.log"
             )
-            outcome = await run_check(check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log)
+            outcome = await run_check(
+                check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log, self._mark(owner)
+            )
             self.emit(check_event(owner, level, name, check, outcome))
             if outcome.status == "fail":
                 failed.append(name)
@@ -47,19 +50,14 @@ class Stages(RunContext):
                 current[check.phase][check.index] = outcome.status == "pass"
                 results[check.owner] = current
         if results:
-            await asyncio.to_thread(self._map_state, {n: {"verify_results": r} for n, r in results.items()})
+            await finish(self.ws.write_states, {n: {"verify_results": r} for n, r in results.items()})
         return failed
 
     def _current_results(self, node: str) -> dict[str, list[bool | None]]:
-        raw = self.store.read().get("state", {}).get("nodes", {}).get(node, {}).get("verify_results", {})
         content = self.project.doc.content(node)
         verify = content.verify if content is not None else None
-        out: dict[str, list[bool | None]] = {}
-        for phase in ("pre", "core", "post"):
-            size = len(getattr(verify, phase)) if verify else 0
-            values = list(raw.get(phase, []))[:size]
-            out[phase] = values + [None] * (size - len(values))
-        return out
+        sizes = {phase: len(getattr(verify, phase)) if verify else 0 for phase in ("pre", "core", "post")}
+        return self.ws.current_results(node, sizes)
 
     def _decision_has_checks(self, decision: str) -> bool:
         return any(c.runnable for c in self.project.decision_checks(decision))
@@ -93,9 +91,9 @@ class Stages(RunContext):
                     self._pause_decision(key, decision, failed, feeders)
                     continue
             if result in ("passed", "accepted") and self.project.status_of(decision) != "verified":
-                await asyncio.to_thread(self._map_state, {decision: {"status": "verified"}})
-                self._refresh_statuses({decision: {"status": "verified"}})
-                await self._commit_map(f"foreman: {decision} verified (its checks {result})")
+                changes = {decision: {"status": "verified"}}
+                await finish(self.ws.record, changes, f"foreman: {decision} verified (its checks {result})")
+                self._refresh_statuses(changes)
                 self.emit(DecisionVerified(node=decision, feeders=list(feeders)))
 
     def _pause_decision(self, key: str, decision: str, failed: list[str], feeders: tuple[str, ...]) -> None:
@@ -204,7 +202,9 @@ class Stages(RunContext):
                     / "diagnosis"
                     / f"{stage.replace(':', '_')}-{node}-{check.phase}{check.index}.log"
                 )
-                outcome = await run_check(check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log)
+                outcome = await run_check(
+                    check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log, self._mark(stage)
+                )
                 if outcome.status == "fail":
                     broken = f"{node}: {check.phase}[{check.index}] ({check.item.desc}) does not hold: {outcome.reason}"
                     break
@@ -221,7 +221,9 @@ class Stages(RunContext):
         if bench is None or not bench.cmd:
             return True
         log = self.home / "logs" / "end" / "benchmark.log"
-        outcome = await run_check(bench.cmd, self.project_dir, self._env(), self.settings.check_timeout, log)
+        outcome = await run_check(
+            bench.cmd, self.project_dir, self._env(), self.settings.check_timeout, log, self._mark("end")
+        )
         value = _last_number(outcome.output_tail)
         passed = outcome.status == "pass"
         if passed and bench.known_optimal is not None:

@@ -1,0 +1,232 @@
+"""Crash safety: foreman killed or stopped at the unlucky moments keeps what was done and leaves nothing behind
+(the node lifecycle, engine/lifecycle.py; the chaos harness, bench/chaos.py, does the same at random)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from foreman_tui.engine.gitrepo import Repo
+from foreman_tui.engine.lifecycle import RECOVERY, TRANSITIONS, InvalidTransition, Lifecycle, Phase
+from foreman_tui.engine.runstate import RunState, RunStore
+from foreman_tui.engine.workspace import Workspace, finish
+from foreman_tui.map.store import MapStore
+
+from .conftest import REPO
+from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, git, kinds, start_foreman, wait_for
+
+DEMO = REPO / "maps" / "demo"
+SCRIPT = json.loads((DEMO / "script.json").read_text())["nodes"]
+
+
+def _debris(map_path: Path) -> list[str]:
+    """What a finished run must not leave: worktrees, foreman/* branches, git locks, a dirty index."""
+    found = [str(p) for p in (map_path.parent / ".foreman" / "worktrees").glob("*")]
+    found += git(map_path, "for-each-ref", "--format=%(refname:short)", "refs/heads/foreman/").split()
+    found += [str(p) for p in (map_path.parent / ".git").glob("index.lock")]
+    found += git(map_path, "status", "--porcelain", "--untracked-files=no").splitlines()
+    return found
+
+
+def test_the_lifecycle_table_is_whole_and_refuses_other_moves(tmp_path: Path) -> None:
+    assert set(TRANSITIONS) == set(Phase) == set(RECOVERY)
+    lifecycle = Lifecycle(RunState(), RunStore(tmp_path))
+    lifecycle.move("a", Phase.RUNNING, attempt=1)
+    assert json.loads((tmp_path / "run.json").read_text())["nodes"]["a"]["phase"] == "running"  # written ahead
+    with pytest.raises(InvalidTransition):
+        lifecycle.move("a", Phase.VERIFIED)  # a node is verified only through its merge and its record
+    old = RunStore(tmp_path)
+    (tmp_path / "run.json").write_text(
+        json.dumps({"nodes": {"b": {"phase": "implemented"}, "c": {"phase": "integrating"}}})
+    )
+    loaded = old.load()
+    assert loaded is not None and (loaded.nodes["b"].phase, loaded.nodes["c"].phase) == (Phase.CHECKING, Phase.MERGING)
+
+
+def test_a_commit_seen_before_a_kill_is_kept(tmp_path: Path) -> None:
+    talkative = {**SCRIPT["02_vector_math"], "linger": 30}  # commits, then goes on talking
+    map_path = demo_repo(tmp_path, {"02_vector_math": talkative}, settings="poll = 0.5\nstop_grace = 1\n")
+    run = start_foreman("run", str(map_path), "--headless")
+    try:
+        wait_for(lambda: bool(kinds(events(map_path), "CommitDetected", "02_vector_math")), 60, "02's commit seen")
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    evs = events(map_path)
+    recovered = [e["detail"]["reason"] for e in kinds(evs, "NodeRecovered", "02_vector_math")]
+    assert any("is there: kept" in r for r in recovered), recovered
+    starts = [e for e in kinds(evs, "WorkerStarted", "02_vector_math") if e["detail"]["role"] == "worker"]
+    assert len(starts) == 1, "the commit was kept: no second attempt, nothing paid twice"
+    assert kinds(evs, "OrphanStopped", "02_vector_math")  # the talkative worker the kill left was stopped
+    assert _debris(map_path) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_stop_right_after_a_merge_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    map_path = demo_repo(tmp_path, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n")
+    run = start_foreman("run", str(map_path), "--headless")
+    try:
+        wait_for(lambda: bool(kinds(events(map_path), "NodeMerged")), 60, "a merge")
+        run.send_signal(sig)
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    log = git(map_path, "log", "--format=%s", "main")
+    assert all(log.count(f"foreman: merge {n}\n") == 1 for n in DEMO_PROCESS), log
+    assert _debris(map_path) == []
+
+
+def test_verified_nodes_left_with_their_trees_are_cleaned_at_start(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path, settings="keep_worktrees = true\n")
+    assert foreman("run", str(map_path), "--headless").returncode == 0
+    kept = git(map_path, "for-each-ref", "--format=%(refname:short)", "refs/heads/foreman/").split()
+    assert len(kept) == len(DEMO_PROCESS)
+    toml = map_path.parent / "foreman.toml"
+    toml.write_text(toml.read_text().replace("keep_worktrees = true\n", ""))
+    subprocess.run(["git", "commit", "-qam", "no more kept trees"], cwd=map_path.parent, check=True)
+    assert foreman("run", str(map_path), "--headless").returncode == 0
+    assert _debris(map_path) == []
+    cleaned = [e for e in kinds(events(map_path), "NodeRecovered") if "left behind; removed" in e["detail"]["reason"]]
+    assert len(cleaned) == len(DEMO_PROCESS)
+
+
+def _foreman_catches_sigterm(pid: int) -> bool:
+    """Whether the process has reached foreman's first line (it catches SIGTERM from there on; before it, the
+    interpreter's own start-up, ~20 ms, nothing of foreman's has run and a signal has its default action)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True  # gone already
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.parametrize("after", [0.0, 0.1, 0.3, 0.8])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_at_start_up_stops_foreman_quietly(tmp_path: Path, sig: signal.Signals, after: float) -> None:
+    map_path = demo_repo(tmp_path, settings="poll = 0.5\nstop_grace = 1\n")
+    run = start_foreman("run", str(map_path), "--headless")
+    wait_for(lambda: _foreman_catches_sigterm(run.pid), 30, "foreman's first line")
+    time.sleep(after)  # the moment is the point: imports, loading, start-up, the first dispatch
+    run.send_signal(sig)
+    out, err = run.communicate(timeout=60)
+    assert "Traceback" not in err and "internal error" not in err, err
+    # 3: the run had begun and stopped (resumable); 128+n: stopped before it began.
+    assert run.returncode in (3, 128 + sig), (run.returncode, out[-2000:], err)
+    result = foreman("run", str(map_path), "--headless")  # and the next run completes with nothing left over
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert _debris(map_path) == []
+
+
+def test_finish_runs_a_write_to_its_end_through_a_cancellation() -> None:
+    lock = threading.Lock()
+    done: list[float] = []
+
+    def write() -> None:
+        with lock:
+            time.sleep(0.3)
+            done.append(time.monotonic())
+
+    async def scenario() -> float:
+        task = asyncio.create_task(finish(write))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic()
+
+    cancelled_at = asyncio.run(scenario())
+    assert done and done[0] <= cancelled_at and not lock.locked()  # the write ended before the cancel went on
+
+
+def _branch_with_file(root: Path, branch: str, name: str, scratch: Path) -> None:
+    """``branch`` = main plus one commit adding ``name``, made with git's plumbing (the working tree untouched)."""
+
+    def run(*args: str, **env: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True, env={**os.environ, **env}
+        )
+        return done.stdout.strip()
+
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=root, input=f"{name}\n", capture_output=True, text=True, check=True
+    ).stdout.strip()
+    run("read-tree", "main", GIT_INDEX_FILE=str(scratch))
+    run("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", GIT_INDEX_FILE=str(scratch))
+    tree = run("write-tree", GIT_INDEX_FILE=str(scratch))
+    run("update-ref", f"refs/heads/{branch}", run("commit-tree", "-m", name, "-p", "main", tree))
+
+
+def test_map_writes_racing_merges_and_state_commits_never_leave_the_map_staged(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "t"], ["config", "user.email", "t@t"]):
+        subprocess.run(["git", *args], cwd=root, check=True)
+    map_path = root / "algorithm-map.json"
+    nodes = [{"id": f"n{i}", "label": f"N{i}", "type": "process"} for i in range(40)]
+    doc = {"version": "0.1.0", "meta": {"title": "T"}, "graph": {"nodes": nodes, "edges": []}, "contents": {}}
+    map_path.write_text(json.dumps(doc, indent=2) + "\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "map"], cwd=root, check=True)
+    ws = Workspace(Repo(root), MapStore(map_path), root / ".foreman")
+    stop = threading.Event()
+    written: list[int] = []
+
+    def writer() -> None:  # state writes as fast as they come, from another thread, as the engine's do
+        i = 0
+        while not stop.is_set():
+            ws.write_states({f"n{i % 40}": {"status": "implemented"}}, now=True)
+            written.append(i)
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for i in range(40):
+            _branch_with_file(root, f"foreman/n{i}", f"f{i}.txt", tmp_path / "index")
+            outcome = ws.merge(f"n{i}")
+            assert outcome.kind == "merged", (i, outcome.message)
+            ws.record({f"n{i}": {"status": "verified"}}, f"foreman: n{i} verified")
+            staged = git(map_path, "diff", "--cached", "--name-only")
+            assert staged == "", (i, staged)
+    finally:
+        stop.set()
+        thread.join()
+    ws.commit_state("the end")
+    committed = json.loads(git(map_path, "show", "HEAD:algorithm-map.json"))["state"]["nodes"]
+    on_disk = json.loads(map_path.read_text())["state"]["nodes"]
+    assert committed == on_disk and len(written) > 40
+    assert all(on_disk[f"n{i}"]["status"] in ("verified", "implemented") for i in range(40))
+
+
+def test_sigint_during_imports_prints_no_traceback() -> None:
+    for after in (0.0, 0.01, 0.03, 0.06, 0.1, 0.2):  # somewhere in foreman's imports, or just after
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "foreman_tui", "validate", str(DEMO / "algorithm-map.json")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _foreman_catches_sigterm(proc.pid), 30, "foreman's first line")  # noqa: B023
+        time.sleep(after)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err, (after, err)
+        assert proc.returncode in (0, 130), (after, proc.returncode, err)
