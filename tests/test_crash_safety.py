@@ -92,6 +92,31 @@ def test_a_stop_right_after_a_merge_leaves_nothing_behind(tmp_path: Path, sig: s
     assert _debris(map_path) == []
 
 
+def test_a_workers_escaped_descendant_holding_its_output_neither_holds_the_attempt_nor_survives(tmp_path: Path) -> None:
+    daemon = {**SCRIPT["01_load_points"], "daemon": True}  # setsid, stdout inherited, sleeps 300 s
+    map_path = demo_repo(tmp_path, {"01_load_points": daemon}, settings="timeout = 120\n")
+    result = foreman("run", str(map_path), "--headless", timeout=200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    exited = [e["detail"] for e in kinds(events(map_path), "WorkerExited", "01_load_points")]
+    assert exited[0]["duration"] < 15 and not exited[0]["timed_out"]  # not held until the timeout
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).endswith("foreman-scripted-daemon")]
+    assert not [p for p in left if str(tmp_path) in _environ(p)], "the escaped descendant was stopped"
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _environ(proc: Path) -> str:
+    try:
+        return (proc / "environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def test_verified_nodes_left_with_their_trees_are_cleaned_at_start(tmp_path: Path) -> None:
     map_path = demo_repo(tmp_path, settings="keep_worktrees = true\n")
     assert foreman("run", str(map_path), "--headless").returncode == 0

@@ -14,6 +14,7 @@ so the demo and the tests can reach every path of the supervisor. Script format:
             "commit": true, "say": ["line", ...], "sleep": 0.0,
             "hang": false, "grandchild": false, "pause": "HARD PAUSE: …", "exit": 0,
             "linger": 0.0,                                            # seconds of talk after the commit
+            "daemon": false,          # leave a process behind that left the group and holds stdout (a dev server)
             "record_pids": "path"}                                    # where to write its own/grandchild pids
 """
 
@@ -71,6 +72,10 @@ def work(script: dict[str, Any], base: Path, node_id: str, attempt: int, workdir
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL)
             pids["grandchild"] = child.pid
         Path(step["record_pids"]).write_text(json.dumps(pids))
+    if step.get("daemon"):  # like `npm run dev &`: its own session, our stdout kept open, running on
+        code = "import os, time; os.setsid(); time.sleep(300)"
+        daemon = subprocess.Popen([sys.executable, "-c", code, "foreman-scripted-daemon"], stdin=subprocess.DEVNULL)
+        print(f"started a dev server (pid {daemon.pid})", flush=True)
     if step.get("pause"):
         print(step["pause"], flush=True)
         return int(step.get("exit", 0))
