@@ -53,8 +53,10 @@ class NodeSteps(Handover, Stages):
     async def _prepare_tree(self, node: str) -> None:
         """The node's worktree (worktree isolation) and the commit its work starts from."""
         nr = self.state.node(node)
-        if nr.phase in (Phase.CHECKING, Phase.REVIEWING, Phase.MERGING, Phase.MERGED) and nr.base is None:
-            return  # implemented in the main tree before foreman, or merged by hand: nothing to set up
+        if nr.phase in (Phase.MERGING, Phase.MERGED):
+            return  # merging needs the branch, not the tree (and a node merged by hand has neither)
+        if nr.phase in (Phase.CHECKING, Phase.REVIEWING) and nr.base is None:
+            return  # implemented in the main tree before foreman: nothing to set up
         if self.state.isolation == "worktree":
             base = await finish(self.ws.add_tree, node)
         else:
