@@ -1,6 +1,6 @@
 """The TUI under a flood of output: N workers each printing R lines a second, while keys are pressed.
 
-    python bench/tui_flood.py [--workers 8] [--rate 20000] [--seconds 20]
+    python bench/tui_flood.py [--workers 8] [--rate 20000] [--seconds 20] [--line-chars 60] [--non-ascii]
 
 A real repository with an N-node map (no dependencies, no shared files), the `command` preset running a
 small Python printer per node (ANSI colours included), and the real App under Textual's headless
@@ -8,6 +8,8 @@ driver. Every 0.25 s the bench sends the App a key event for `f` (follow on/off)
 would, and times how long until the log widget shows the change; it also samples the event loop's lag
 every 50 ms and the process's RSS every second.
 Prints the lines that reached the TUI, key latency (median, p95, max), loop lag and memory over time.
+``--line-chars`` sets the length of each line (e.g. 1048576 for lines of a MiB: the "long lines" figures);
+``--non-ascii`` puts a ``✓`` in each line (Rich measures such a line character by character).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from foreman_tui.tui.widgets import AnsiLog
 
 PRINTER = """
 import sys, time
-rate, seconds, node = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+rate, seconds, node, chars, mark = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 batch = max(1, rate // 100)
+pad = "x" * chars
 start = time.monotonic()
 n = 0
 out = sys.stdout
 while time.monotonic() - start < seconds:
-    lines = [f"\\x1b[32m{node}\\x1b[0m line {n + i} " + "x" * 60 for i in range(batch)]
+    lines = [f"\\x1b[32m{node}\\x1b[0m line {n + i}{mark} " + pad for i in range(batch)]
     out.write("\\n".join(lines) + "\\n")
     out.flush()
     n += batch
@@ -74,6 +77,8 @@ def arguments(doc: str) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--rate", type=int, default=20000, help="lines per second per worker")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--line-chars", type=int, default=60, help="characters of each line (after its label)")
+    parser.add_argument("--non-ascii", action="store_true", help="a ✓ in each line")
     return parser.parse_args()
 
 
@@ -84,7 +89,9 @@ def rss_mib(pid: int | str = "self") -> float:
     return 0.0
 
 
-def make_project(root: Path, workers: int, rate: int, seconds: float) -> Path:
+def make_project(
+    root: Path, workers: int, rate: int, seconds: float, line_chars: int = 60, non_ascii: bool = False
+) -> Path:
     repo = root / "repo"
     repo.mkdir()
     (root / "printer.py").write_text(PRINTER)
@@ -99,9 +106,12 @@ def make_project(root: Path, workers: int, rate: int, seconds: float) -> Path:
     doc = {"version": "0.1.0", "meta": {"title": "flood"}, "graph": {"nodes": nodes, "edges": edges}}
     doc["contents"] = contents
     (repo / "algorithm-map.json").write_text(json.dumps(doc))
-    argv = [sys.executable, str(root / "printer.py"), str(rate), str(seconds), "{node_id}"]
+    mark = " ✓" if non_ascii else ""
+    argv = [sys.executable, str(root / "printer.py"), str(rate), str(seconds), "{node_id}", str(line_chars), mark]
+    reviewer = [sys.executable, "-c", "print('CLEAN')"]  # never reached; preflight wants a program that exists
     (repo / "foreman.toml").write_text(
         f'max_parallel = {workers}\nstop_grace = 1\n[worker]\npreset = "command"\nargv = {json.dumps(argv)}\n'
+        f'[reviewer]\npreset = "command"\nargv = {json.dumps(reviewer)}\n'
     )
     for args in (["init", "-q", "-b", "main"], ["config", "user.email", "b@x"], ["config", "user.name", "b"]):
         subprocess.run(["git", *args], cwd=repo, check=True)
@@ -148,7 +158,13 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
         await sampler
         lines = sum(feed.written for feed in service.feeds.values())
         kept = max(len(feed.lines) for feed in service.feeds.values())
-        shown = len(app.screen.query_one(AnsiLog).lines)
+        kept_bytes = max(
+            getattr(feed, "bytes", 0) or sum(map(sys.getsizeof, feed.lines)) for feed in service.feeds.values()
+        )
+        widget = app.screen.query_one(AnsiLog)
+        shown = len(widget.lines)
+        shown_bytes = sum(map(sys.getsizeof, widget.lines))
+        longest = max(len(line) for feed in service.feeds.values() for line in feed.lines)
         service.stop()
         while not service.finished:
             await pilot.pause(0.1)
@@ -158,7 +174,10 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
         "lines_received": lines,
         "lines_per_second": round(lines / seconds),
         "kept_per_node_max": kept,
+        "kept_bytes_per_node_max": kept_bytes,
+        "longest_line_kept": longest,
         "log_widget_lines": shown,
+        "log_widget_bytes": shown_bytes,
         "key_latency_ms": key_figures(presses),
         "loop_lag_ms": spread(lags),
         "rss_mib_over_time": memory,
@@ -168,9 +187,12 @@ async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, objec
 def main() -> None:
     args = arguments(__doc__)
     with tempfile.TemporaryDirectory(prefix="foreman-flood-") as folder:
-        map_path = make_project(Path(folder), args.workers, args.rate, args.seconds + 30)
+        seconds = args.seconds + 30
+        map_path = make_project(Path(folder), args.workers, args.rate, seconds, args.line_chars, args.non_ascii)
         result = asyncio.run(flood(map_path, args.workers, args.seconds))
     result["rate_asked_per_worker"] = args.rate
+    result["line_chars"] = args.line_chars
+    result["non_ascii"] = args.non_ascii
     print(json.dumps(result, indent=2))
 
 

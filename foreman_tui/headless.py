@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,29 @@ from .engine.pauses import Decision, Pause
 from .engine.project import Project
 from .engine.supervisor import Outcome, Supervisor
 
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\r" if char == "\r" else f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character a terminal acts on (all C0 and C1 controls but newline and tab)
+    written out as an escape, ``\\x1b``: what a worker wrote (a commit subject, a step, a pause's problem)
+    can then neither move the cursor, set the title or the clipboard (OSC 52), nor be a lone surrogate that
+    the terminal's encoding cannot take."""
+    return _TERMINAL_CONTROLS.sub(_escape, text)
+
+
+def _json_line(event: Event) -> str:
+    """The event as one line of JSON, the same value as in events.jsonl; C1 controls, DEL and lone
+    surrogates written as ``\\u`` escapes (JSON's own escaping leaves them raw)."""
+    text = json.dumps(event.to_json(), ensure_ascii=False, default=str)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 def _line(event: Event, map_path: str) -> str:
     stamp = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
@@ -30,7 +54,7 @@ def _line(event: Event, map_path: str) -> str:
         if event.evidence:
             text += "\n    Evidence (tail):" + "".join(f"\n      {line}" for line in event.evidence.splitlines()[-12:])
         text += f'\n    Answer: foreman decide {map_path} {event.node} <OPTION> [--text "your instruction"]'
-    return f"{stamp} {who:<20} {text}"
+    return visible(f"{stamp} {who:<20} {text}")  # foreman adds no control codes of its own here
 
 
 def _notify(event: Event, settings: Settings) -> None:
@@ -41,7 +65,7 @@ def _notify(event: Event, settings: Settings) -> None:
         sys.stderr.flush()
     sender = shutil.which("notify-send") if settings.notify_desktop else None
     if sender:  # in a thread, so the child is waited for (no zombies) without blocking the printer
-        argv = [sender, f"foreman: {event.node} paused", f"[{event.trigger}] {event.problem}"[:300]]
+        argv = [sender, visible(f"foreman: {event.node} paused"), visible(f"[{event.trigger}] {event.problem}"[:300])]
         threading.Thread(target=_run_quietly, args=(argv,), daemon=True).start()
 
 
@@ -59,7 +83,7 @@ def _run_quietly(argv: list[str]) -> None:
 
 async def ask_on_terminal(pause: Pause) -> Decision | None:
     """Ask the person at the terminal (stdin is a TTY). Enter alone leaves the pause for later."""
-    sys.stderr.write("\n" + pause.block() + "\n")
+    sys.stderr.write("\n" + visible(pause.block()) + "\n")
     prompt = "Choose an option letter (optionally 'B: your words'), or type an instruction; Enter leaves it: "
     try:
         answer = (await asyncio.to_thread(input, prompt)).strip()
@@ -84,14 +108,24 @@ async def _print_events(
     """Print until the end-of-run sentinel; a reader that went away (`| head`) stops the printing only."""
     while (event := await queue.get()) is not None:
         _notify(event, settings)
-        text = json.dumps(event.to_json(), ensure_ascii=False, default=str) if as_json else _line(event, map_path)
+        text = _json_line(event) if as_json else _line(event, map_path)
         try:
-            out.write(text + "\n")
-            out.flush()
+            _write(out, text + "\n")
         except BrokenPipeError:
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
             return
+
+
+def _write(out: TextIO, text: str) -> None:
+    """Write and flush; a character the output's encoding cannot take is written as an escape instead
+    of ending the printing."""
+    try:
+        out.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(out, "encoding", None) or "utf-8"
+        out.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    out.flush()
 
 
 async def run_headless(
@@ -109,15 +143,17 @@ async def run_headless(
     if interactive if interactive is not None else sys.stdin.isatty():
         supervisor.ask = ask_on_terminal
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, supervisor.request_stop)
     try:
         return await supervisor.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+        for sig, handler in before.items():  # asyncio would leave the default (an outright kill) behind
+            with contextlib.suppress(NotImplementedError, RuntimeError, TypeError):
                 loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)
         queue.put_nowait(None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(printer, 10)

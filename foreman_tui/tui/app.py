@@ -3,9 +3,11 @@ The screens show what the engine service gathers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import shutil
+import signal
 import subprocess
 import threading
 from typing import ClassVar
@@ -24,6 +26,7 @@ from .commands import ForemanCommands
 from .main_screen import MainScreen
 from .messages import RunEnded
 from .service import EngineService
+from .text import printable
 from .views import PlanScreen, QuitScreen, ReportScreen, ShellHintScreen
 
 WHO = "tui"
@@ -84,6 +87,19 @@ class ForemanApp(App[int]):
     def on_mount(self) -> None:
         if self.settings.keys:
             self.set_keymap(self.settings.keys)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # from outside: stop as `q` → stop would
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._signalled)
+
+    def _signalled(self) -> None:
+        """A signal from outside (kill, the terminal closing): stop the workers (resumable) and leave, giving the
+        terminal back in order."""
+        self._quitting = True
+        if self.service.finished:
+            self.exit(self.service.outcome.exit_code if self.service.outcome else 1)
+        else:
+            self.service.supervisor.request_stop()
 
     def on_ready(self) -> None:
         """The first screen is up: set the startup heap aside, then start the run."""
@@ -100,7 +116,8 @@ class ForemanApp(App[int]):
     def _worker_state(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.notify(f"{event.worker.name}: {type(error).__name__}: {error}", severity="error", timeout=30)
+            message = printable(f"{event.worker.name}: {type(error).__name__}: {error}"[:2000])
+            self.notify(message, severity="error", timeout=30, markup=False)
             if event.worker.name == "engine":
                 self.screen.post_message(RunEnded(None, str(error)))
                 if self._quitting:
@@ -117,19 +134,21 @@ class ForemanApp(App[int]):
 
     def announce_pause(self, event: NodePaused) -> None:
         """Bell (and a desktop notification when there is one) when a pause opens."""
-        self.notify(f"[{event.trigger}] {event.problem[:200]}", title=f"{event.node} paused", severity="warning")
+        message = printable(f"[{event.trigger[:200]}] {event.problem[:200]}")  # a worker's words: no markup either
+        title = printable(f"{event.node} paused", one_line=True)
+        self.notify(message, title=title, severity="warning", markup=False)
         if self.settings.notify:
             self.bell()
         sender = shutil.which("notify-send") if self.settings.notify_desktop else None
         if sender:
-            argv = [sender, f"foreman: {event.node} paused", f"[{event.trigger}] {event.problem}"[:300]]
+            argv = [sender, f"foreman: {event.node} paused", printable(f"[{event.trigger}] {event.problem}"[:300])]
             threading.Thread(target=_notify_quietly, args=(argv,), daemon=True).start()
 
     def _command_done(self, reason: str | None, success: str) -> None:
         if reason:
-            self.notify(reason, severity="warning")
+            self.notify(printable(reason), severity="warning", markup=False)
         else:
-            self.notify(success)
+            self.notify(printable(success), markup=False)
 
     def action_toggle_scheduling(self) -> None:
         supervisor = self.service.supervisor

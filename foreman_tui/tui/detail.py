@@ -17,7 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Collapsible, Footer, Markdown, Static
 
 from .messages import DiffLoaded
-from .service import EngineService
+from .service import MIB, EngineService
+from .text import printable, shorten
+
+DIFF_SHOWN = 200_000
+"""Characters of a diff shown (highlighting more would hold up the screen); the rest is in git."""
+CHECKPOINT_SHOWN = MIB
+"""Bytes of a checkpoint file read and shown."""
 
 
 class DetailScreen(Screen[None]):
@@ -71,14 +77,16 @@ class DetailScreen(Screen[None]):
             result = feed.checks.get(key) if feed and check.level == "L1" else None
             if result is None:
                 outcome = Text("—", style="dim")
-            else:
+            else:  # the reason and the output are the project's (or a worker's): shown, never acted on
                 style = {"pass": "green", "fail": "bold red"}.get(result.status, "dim")
-                outcome = Text(result.status, style=style)
+                outcome = Text(printable(result.status, one_line=True), style=style)
                 if result.reason:
-                    outcome.append(f" {result.reason}")
+                    outcome.append(" " + printable(shorten(result.reason, 2000)))
                 if result.output_tail and result.status == "fail":
-                    outcome.append("\n" + "\n".join(result.output_tail.splitlines()[-8:]), style="dim")
-            table.add_row(key, check.level, check.item.desc, check.item.cmd or "—", outcome)
+                    tail = "\n".join(shorten(line, 1000) for line in result.output_tail.splitlines()[-8:])
+                    outcome.append("\n" + printable(tail), style="dim")
+            cells = (key, check.level, check.item.desc, check.item.cmd or "—")
+            table.add_row(*(Text(printable(cell)) for cell in cells), outcome)  # Text: a str cell is markup
         return table
 
     def _checkpoint(self) -> Syntax | Text:
@@ -87,12 +95,18 @@ class DetailScreen(Screen[None]):
         if not path.exists():  # merged, its worktree gone: the integration branch has it
             path = self.service.supervisor.project_dir / name
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            with open(path, "rb") as handle:
+                raw = handle.read(CHECKPOINT_SHOWN + 1)
         except OSError:
             return Text(f"no checkpoint yet ({path.name})", style="dim")
-        except ValueError as exc:
-            return Text(f"{path}: not valid JSON ({exc})", style="red")
-        return Syntax(json.dumps(data, indent=2, ensure_ascii=False), "json", word_wrap=True)
+        if len(raw) > CHECKPOINT_SHOWN:
+            return Text(f"{path}: over {CHECKPOINT_SHOWN // MIB} MiB, not shown here", style="red")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            pretty = json.dumps(data, indent=2, ensure_ascii=False)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to read
+            return Text(printable(f"{path}: not valid JSON ({exc})"), style="red")
+        return Syntax(printable(shorten(pretty, DIFF_SHOWN)), "json", word_wrap=True)
 
     @work(thread=True, exit_on_error=False, group="diff", description="reading the node's diff")
     def load_diff(self) -> None:
@@ -102,6 +116,6 @@ class DetailScreen(Screen[None]):
     def _diff_loaded(self, message: DiffLoaded) -> None:
         widget = self.query_one("#detail-diff-text", Static)
         if message.text:
-            widget.update(Syntax(message.text, "diff", word_wrap=True))
+            widget.update(Syntax(printable(shorten(message.text, DIFF_SHOWN)), "diff", word_wrap=True))
         else:
             widget.update(Text("no commits from this node yet", style="dim"))

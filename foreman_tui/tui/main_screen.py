@@ -24,6 +24,7 @@ from ..engine.events import Event, NodePaused
 from ..engine.pauses import Pause
 from .messages import DecisionSent, EventsArrived, PauseShown, RunEnded
 from .service import SCROLLBACK, EngineService
+from .text import printable
 from .widgets import AnsiLog, GrowingLog, NodeTable, PausePanel, RegionBars, show
 
 if TYPE_CHECKING:
@@ -35,9 +36,9 @@ OPTION_KEYS = "abcde"
 
 
 def feed_line(event: Event) -> str:
-    """One line of the event feed."""
+    """One line of the event feed (worker-written parts, such as a commit subject, made harmless)."""
     stamp = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
-    return f"{stamp} {event.node or 'run':<18} {event.describe()[:300]}"
+    return printable(f"{stamp} {event.node or 'run':<18} {event.describe()[:300]}", one_line=True)
 
 
 class MainScreen(Screen[None]):
@@ -85,7 +86,7 @@ class MainScreen(Screen[None]):
                 yield PausePanel(id="pause")
             with Vertical(id="right"):
                 yield Static(id="log-title")
-                yield AnsiLog(max_lines=SCROLLBACK, id="log")
+                yield AnsiLog(max_lines=SCROLLBACK, max_bytes=self.service.memory, id="log")
                 yield Input(placeholder="search the log — Enter finds, n/N next/previous, Esc closes", id="search")
                 yield Static("events", id="feed-title")
                 yield GrowingLog(max_lines=1000, id="feed")
@@ -134,7 +135,7 @@ class MainScreen(Screen[None]):
             style = "bold green" if service.outcome.status == "complete" else "bold yellow"
             text.append(f"  run {service.outcome.status}: q quits", style=style)
         elif service.error is not None:
-            text.append(f"  engine error: {service.error}", style="bold red")
+            text.append(printable(f"  engine error: {service.error}", one_line=True), style="bold red")
         show(self.query_one("#summary", Static), text, layout=False)
 
     def _selected_pause(self) -> Pause | None:
@@ -172,7 +173,7 @@ class MainScreen(Screen[None]):
             log.write_lines([lines[i] for i in range(-new, 0)])  # only the new tail, not the whole window
         self._shown_written = lines_written
         title = Text()
-        title.append(f" {node or '(select a node)'} ", style="bold reverse")
+        title.append(printable(f" {node or '(select a node)'} ", one_line=True), style="bold reverse")
         if node:
             attempt = self.service.attempt(node)
             title.append(f"  {mode}", style="bold")
@@ -281,7 +282,7 @@ class MainScreen(Screen[None]):
         start = self._match if self._match is not None else (log.scroll_offset.y if backwards else -1)
         found = log.find(self._search, start, backwards)
         if found is None:
-            self.notify(f"“{self._search}” is not in this log", severity="warning")
+            self.notify(f"“{self._search}” is not in this log", severity="warning", markup=False)
             return
         self._match = found
         log.auto_scroll = False

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from ..config import Settings
@@ -27,20 +29,25 @@ from ..engine.events import (
 from ..engine.pauses import Decision, Pause
 from ..engine.project import Project
 from ..engine.supervisor import Outcome, Supervisor
+from .text import cut_lines
 
 SCROLLBACK = 5000
 """Lines of live output kept per node (the full output is always in the attempt's log file)."""
 STEPS = 2000
 """Agent steps kept per node."""
+MIB = 1024 * 1024
+STEPS_SHARE = 8
+"""A node's agent steps may hold 1/8 of its memory budget (``output_memory_mib``), its raw lines the rest."""
 
 PHASE_LOOK = {
     # phase: (icon, label, style)
     "pending": ("○", "pending", "dim"),
     "waiting": ("◌", "waiting", "yellow"),
     "running": ("▶", "running", "bold cyan"),
-    "implemented": ("◆", "checking", "blue"),
+    "checking": ("◆", "checking", "blue"),
     "reviewing": ("◇", "reviewing", "magenta"),
-    "integrating": ("⇢", "merging", "blue"),
+    "merging": ("⇢", "merging", "blue"),
+    "merged": ("⇢", "merging", "blue"),
     "verified": ("✓", "verified", "bold green"),
     "paused": ("⏸", "PAUSED", "bold black on yellow"),
     "failed": ("✗", "failed", "bold red"),
@@ -49,21 +56,61 @@ PHASE_LOOK = {
 }
 
 
+def keep_newest(window: deque[str], lines: list[str], held: int, max_bytes: int) -> int:
+    """Append ``lines`` to ``window`` (a deque with a ``maxlen``), then drop its oldest lines until it holds at
+    most ``max_bytes`` bytes (``sys.getsizeof``: what the strings really take; the newest line always stays).
+    ``held`` is what the window held before; returns what it holds now. Per batch, not per line: the lines
+    ``extend`` pushes out are measured before, and dropped by the deque itself."""
+    limit = window.maxlen
+    assert limit is not None
+    if len(lines) > limit:
+        lines = lines[-limit:]
+    pushed_out = len(window) + len(lines) - limit
+    if pushed_out > 0:
+        held -= sum(map(sys.getsizeof, islice(window, pushed_out)))
+    window.extend(lines)
+    held += sum(map(sys.getsizeof, lines))
+    drop = window.popleft
+    while held > max_bytes and len(window) > 1:
+        held -= sys.getsizeof(drop())
+    return held
+
+
 @dataclass
 class NodeFeed:
-    """What the TUI keeps of one node's run."""
+    """What the TUI keeps of one node's run: windows of its newest output lines and agent steps, bounded in
+    lines and in bytes, each line cut to ``line_limit`` characters with a marker."""
 
+    line_limit: int = 4096
+    """Characters of one line kept (``output_line_limit``)."""
+    memory: int = 4 * MIB
+    """Bytes of this node's lines and steps kept (``output_memory_mib``)."""
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=SCROLLBACK))
     written: int = 0
-    """Lines ever appended (so a view knows how many are new since it last looked)."""
+    """Lines ever added (so a view knows how many are new since it last looked)."""
+    bytes: int = 0
+    """Bytes the kept lines hold."""
     steps: deque[str] = field(default_factory=lambda: deque(maxlen=STEPS))
     steps_written: int = 0
+    steps_bytes: int = 0
     checks: dict[str, CheckFinished] = field(default_factory=dict)
     """The latest result of each L1 check, by key (``core[0]``, ``checkpoint``)."""
     started: float | None = None
     ended: float | None = None
     log: str | None = None
     """The current attempt's log file."""
+
+    def add(self, lines: list[str]) -> None:
+        lines = cut_lines(lines, self.line_limit)
+        self.written += len(lines)
+        budget = self.memory - self.memory // STEPS_SHARE
+        self.bytes = keep_newest(self.lines, lines, self.bytes, budget)
+
+    def add_steps(self, steps: list[str]) -> None:
+        steps = cut_lines(steps, self.line_limit)
+        self.steps_written += len(steps)
+        budget = self.memory // STEPS_SHARE
+        self.steps_bytes = keep_newest(self.steps, steps, self.steps_bytes, budget)
 
 
 class EngineService:
@@ -107,11 +154,12 @@ class EngineService:
                 data = handle.read()
         except OSError:
             return
-        lines = data.decode("utf-8", errors="replace").splitlines()
+        lines = data.decode("utf-8", errors="replace").split("\n")
         if size > len(data):
             lines = lines[1:]  # the first one is cut
-        feed.lines.extend(lines)
-        feed.written = len(lines)
+        if lines and not lines[-1]:
+            lines.pop()
+        feed.add(lines)
 
     # ------------------------------------------------------------------------------------ the run
 
@@ -130,8 +178,13 @@ class EngineService:
     def feed(self, node: str) -> NodeFeed:
         found = self.feeds.get(node)
         if found is None:
-            found = self.feeds[node] = NodeFeed()
+            found = self.feeds[node] = NodeFeed(self.settings.output_line_limit, self.memory)
         return found
+
+    @property
+    def memory(self) -> int:
+        """Bytes of one node's output kept for showing."""
+        return int(self.settings.output_memory_mib * MIB)
 
     def shown(self, node: str) -> NodeFeed | None:
         """The node's feed for showing: with the end of its last log if this session saw none of it."""
@@ -142,9 +195,7 @@ class EngineService:
 
     def _on_output(self, node: str, stream: str, lines: list[str]) -> None:
         """Called by the engine's reader tasks with each batch of lines: store only, never render here."""
-        feed = self.feed(node)
-        feed.lines.extend(lines)
-        feed.written += len(lines)
+        self.feed(node).add(lines)
 
     def take_events(self, limit: int = 2000) -> list[Event]:
         """The events since the last call (at most ``limit``), for the feed and the screen's reactions; the
@@ -170,11 +221,9 @@ class EngineService:
                 feed.log = event.log
             if live and (feed.written or event.role == "worker"):
                 what = "attempt" if event.role == "worker" else f"{event.role}, attempt"
-                feed.lines.append(f"\x1b[2m── {what} {event.attempt} ──\x1b[0m")
-                feed.written += 1
+                feed.add([f"\x1b[2m── {what} {event.attempt} ──\x1b[0m"])
         elif isinstance(event, AgentStep):
-            feed.steps.append(f"[{event.role}] {event.step}")
-            feed.steps_written += 1
+            feed.add_steps([f"[{event.role}] {event.step}"])
         elif isinstance(event, CheckFinished) and event.level == "L1":
             feed.checks[event.check] = event
         elif isinstance(event, NodeVerified | NodePaused):
@@ -188,13 +237,16 @@ class EngineService:
     def phase(self, node: str) -> str:
         kind = self.project.graph.types.get(node)
         if kind != "process":
+            stage = self.supervisor.state.nodes.get(f"decision:{node}")
+            if stage is not None and stage.phase == "paused":
+                return "paused"  # its own checks failed (decision:<id>)
             return "decided" if self.project.status_of(node) == "verified" else "decision"
         nr = self.supervisor.state.nodes.get(node)
         if nr is None:
             return "verified" if self.project.status_of(node) == "verified" else "pending"
         if nr.phase == "pending" and self.wait_reason(node):
             return "waiting"
-        return nr.phase
+        return str(nr.phase)
 
     def wait_reason(self, node: str) -> str:
         """Why a pending node has not started: a file shared with a running node, no free slot, or an

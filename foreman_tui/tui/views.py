@@ -18,6 +18,7 @@ from ..cli import render
 from ..engine.ledger import write_report
 from ..engine.reports import plan_report
 from .service import EngineService
+from .text import printable
 
 
 class PlanScreen(Screen[None]):
@@ -64,7 +65,7 @@ class ReportScreen(Screen[None]):
 
     @work(thread=True, exit_on_error=False, group="report", description="building the report")
     def build(self) -> None:
-        text = write_report(self.service.project, "md", None, False)
+        text = printable(write_report(self.service.project, "md", None, False))  # commit subjects are workers'
         self.app.call_from_thread(self.query_one("#report-text", Markdown).update, text)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterable
+from typing import Self
 
 from rich.style import Style
 from rich.text import Text
@@ -16,8 +18,12 @@ from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
 
 from ..engine.pauses import Decision, Pause
 from .service import PHASE_LOOK, EngineService
+from .text import ansi_text, plain, printable, shorten
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+PANEL_TEXT = 4000
+"""Characters of a pause's problem, what was tried, or an option shown in the panel."""
+PANEL_EVIDENCE = 20000
+"""Characters of a pause's evidence shown (its end)."""
 
 
 class GrowingLog(Log):
@@ -34,25 +40,66 @@ class GrowingLog(Log):
 
 class AnsiLog(GrowingLog):
     """``Log`` (bounded, fast: lines are rendered only when seen) that keeps the ANSI colours of agent
-    output and highlights search matches."""
+    output and highlights search matches. Whatever a line holds, only its colours reach the terminal (see
+    ``text.py``); the log is bounded by ``max_bytes`` as well as by lines, and each line given is one row."""
 
     search: str = ""
 
+    def __init__(self, *, max_lines: int, max_bytes: int | None = None, id: str | None = None) -> None:
+        super().__init__(max_lines=max_lines, id=id)
+        self.max_bytes = max_bytes
+
     @classmethod
     def _process_line(cls, line: str) -> str:  # the width of a line is that of its visible text
-        return _ANSI.sub("", line.expandtabs())
+        return plain(line)
 
     def _render_line_strip(self, y: int, rich_style: Style) -> Strip:
         if y in self._render_line_cache:
             return self._render_line_cache[y]
-        line = self._lines[y].expandtabs()
-        text = Text.from_ansi(line, no_wrap=True) if "\x1b" in line else Text(line, no_wrap=True)
+        text = ansi_text(self._lines[y])
         text.stylize_before(rich_style)
         if self.search:
             text.highlight_words([self.search], style="black on yellow", case_sensitive=False)
         strip = Strip(text.render(self.app.console), text.cell_len)
         self._render_line_cache[y] = strip
         return strip
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        """Textual's ``Log.write_lines`` without splitting the lines again (a line of output is one row, its
+        line breaks shown as ⏎) and pruning by bytes as well as by lines."""
+        is_vertical_scroll_end = self.is_vertical_scroll_end
+        auto_scroll = self.auto_scroll if scroll_end is None else scroll_end
+        new_lines = list(lines)
+        self._lines.extend(new_lines)
+        self._prune()
+        self.virtual_size = Size(self._width, len(self._lines))
+        self._update_size(self._updates, new_lines)
+        self.refresh_lines(max(0, len(self._lines) - len(new_lines)), len(new_lines))
+        if auto_scroll and not self.is_vertical_scrollbar_grabbed and is_vertical_scroll_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self.refresh()
+        return self
+
+    def _prune(self) -> None:
+        """Drop the oldest lines beyond ``max_lines`` and ``max_bytes`` (the newest always stays)."""
+        lines = self._lines
+        remove = max(0, len(lines) - self.max_lines) if self.max_lines is not None else 0
+        if self.max_bytes is not None:
+            held = sum(map(sys.getsizeof, lines))
+            for line in lines[:remove]:
+                held -= sys.getsizeof(line)
+            while held > self.max_bytes and remove < len(lines) - 1:
+                held -= sys.getsizeof(lines[remove])
+                remove += 1
+        if remove <= 0:
+            return
+        cache = self._render_line_cache
+        kept = {y - remove: cache[y] for y in cache.keys() if y >= remove}  # noqa: SIM118 - not iterable
+        cache.clear()
+        for y, strip in kept.items():
+            cache[y] = strip
+        del lines[:remove]
 
     def set_search(self, term: str) -> None:
         self.search = term
@@ -69,7 +116,7 @@ class AnsiLog(GrowingLog):
         step = -1 if backwards else 1
         for offset in range(1, count + 1):
             index = (start + step * offset) % count
-            if needle in _ANSI.sub("", lines[index]).casefold():
+            if needle in plain(lines[index]).casefold():
                 return index
         return None
 
@@ -156,7 +203,8 @@ class NodeTable(DataTable[Text | str]):
         values["checks"] = marks
         pause = service.pause_of(node)
         why = f"[{pause.trigger}] {pause.problem}" if pause else service.wait_reason(node)
-        values["why"] = why if len(why) <= 40 else why[:39] + "…"
+        why = printable(why[:200], one_line=True)
+        values["why"] = Text(why if len(why) <= 40 else why[:39] + "…")  # Text: a str cell would be markup
         cost = service.cost(node)
         values["cost"] = f"${cost:.2f}" if cost else ""
         return values
@@ -226,6 +274,11 @@ def _evidence(pause: Pause) -> str:
     return "\n".join(lines[:start]).strip()
 
 
+def _shown(text: str, *, one_line: bool = False) -> str:
+    """Worker-written text of a pause as the panel shows it: bounded, nothing a terminal would act on."""
+    return printable(shorten(text, PANEL_TEXT), one_line=one_line)
+
+
 _BLOCK_HEAD = re.compile(r"^\s*(HARD PAUSE|硬暂停)\s*[:：]")
 _FREE_TEXT = re.compile(r"^(your instruction|用户指示|user instruction|你的指示)\W*$", re.IGNORECASE)
 
@@ -263,16 +316,17 @@ class PausePanel(Vertical):
             self.query_one("#pause-instruction", Input).display = False
             body = Text()
             body.append("Problem: ", style="bold")
-            body.append(pause.problem or "—")
+            body.append(_shown(pause.problem) or "—")
             if pause.tried:
                 body.append("\nTried: ", style="bold")
-                body.append(pause.tried)
+                body.append(_shown(pause.tried))
             self.query_one("#pause-body", Static).update(body)
-            self.query_one("#pause-evidence-text", Static).update(Text(_evidence(pause) or "(no evidence)"))
+            evidence = printable(shorten(_evidence(pause), PANEL_EVIDENCE, keep_end=True))
+            self.query_one("#pause-evidence-text", Static).update(Text(evidence or "(no evidence)"))
             self.query_one("#pause-scroll", VerticalScroll).scroll_home(animate=False)
         title = Text()
-        title.append(f" ⏸ HARD PAUSE  {pause.node} ", style="bold black on yellow")
-        title.append(f"  [{pause.trigger}]", style="bold")
+        title.append(f" ⏸ HARD PAUSE  {_shown(pause.node, one_line=True)} ", style="bold black on yellow")
+        title.append(f"  [{_shown(pause.trigger, one_line=True)}]", style="bold")
         if waiting > 1:
             title.append(f"   {waiting} pauses waiting", style="bold white on red")
         show(self.query_one("#pause-title", Static), title)
@@ -284,8 +338,8 @@ class PausePanel(Vertical):
         text = Text()
         for option in self.pause.options:
             selected = self.choice == option.key
-            text.append(f" {option.key.lower()} ", style="bold reverse" if selected else "bold")
-            text.append(f" {option.label}\n", style="bold" if selected else "")
+            text.append(f" {_shown(option.key.lower(), one_line=True)} ", style="bold reverse" if selected else "bold")
+            text.append(f" {_shown(option.label, one_line=True)}\n", style="bold" if selected else "")
         text.append(" i ", style="bold")
         text.append(" your instruction (free text)")
         show(self.query_one("#pause-options", Static), text)
@@ -295,9 +349,10 @@ class PausePanel(Vertical):
             confirm.append("Send: ", style="bold")
             chosen = self.pause.option(decision.option) if decision.option else None
             if chosen is not None:
-                confirm.append(f"{chosen.key}) {chosen.label}")
+                confirm.append(_shown(f"{chosen.key}) {chosen.label}", one_line=True))
             if decision.text:
-                confirm.append((" + " if decision.option else "") + f"instruction “{decision.text}”")
+                instruction = _shown(decision.text, one_line=True)
+                confirm.append((" + " if decision.option else "") + f"instruction “{instruction}”")
             confirm.append("   Enter sends · Esc cancels", style="dim")
         else:
             confirm.append("Press an option's key or i; the choice is shown here before it is sent.", style="dim")
