@@ -21,6 +21,13 @@ from ..config import AgentSettings
 PLACEHOLDERS = ("node_id", "map", "workdir", "prompt_file", "message_file", "attempt")
 INSTRUCTION = "Do the task described on standard input."
 KEPT_LINES = 2000
+KEPT_CHARS = 2000
+"""Characters of one line kept (a hard-pause block or a verdict is far shorter; the log file has every byte)."""
+
+
+def kept(line: str) -> str:
+    """A line as the report keeps it: cut at ``KEPT_CHARS`` so the report stays a few MiB whatever is printed."""
+    return line if len(line) <= KEPT_CHARS else line[:KEPT_CHARS] + f" … [cut {len(line) - KEPT_CHARS} chars]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +93,7 @@ class OutputParser:
     def feed_lines(self, stream: str, lines: list[str]) -> None:
         """Take a batch of complete lines from one stream (the process runtime hands them over per chunk)."""
         if stream == "stdout":
-            self.report.lines.extend(lines)
+            self.report.lines.extend(map(kept, lines))
 
 
 def _tool_summary(name: str, args: dict[str, Any]) -> tuple[str, str | None]:
@@ -105,15 +112,15 @@ class JsonLinesParser(OutputParser):
     def feed_lines(self, stream: str, lines: list[str]) -> None:
         if stream != "stdout":
             return
-        kept = self.report.lines
+        text = self.report.lines
         for line in lines:
             if not line.lstrip().startswith("{"):  # cheaper than letting json fail on every text line
-                kept.append(line)
+                text.append(kept(line))
                 continue
             try:
                 data = json.loads(line)
             except json.JSONDecodeError:
-                kept.append(line)
+                text.append(kept(line))
                 continue
             if isinstance(data, dict):
                 self.handle(data)
@@ -137,7 +144,7 @@ class ClaudeStreamParser(JsonLinesParser):
                     if path and path not in report.files:
                         report.files.append(path)
                 elif block.get("type") == "text" and block.get("text"):
-                    report.lines.extend(str(block["text"]).splitlines())
+                    report.lines.extend(map(kept, str(block["text"]).splitlines()))
         elif kind == "result":
             report.final_text = str(data.get("result") or "")
             report.cost_usd = data.get("total_cost_usd", report.cost_usd)
