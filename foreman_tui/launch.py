@@ -16,7 +16,7 @@ EARLY = (signal.SIGINT, signal.SIGTERM)
 
 
 def _stop_now(signum: int, frame: FrameType | None) -> None:
-    os.write(2, f"foreman: stopped by {signal.Signals(signum).name} before the run began\n".encode())
+    os.write(2, f"foreman: stopped by {signal.Signals(signum).name}\n".encode())
     os._exit(128 + signum)
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -170,3 +171,24 @@ def test_a_start_up_error_in_the_tui_is_said_on_the_terminal_after_it_closes(
     finally:
         lock.release()
     assert f"foreman: another foreman is already running on this repository (pid {os.getpid()})" in screen
+
+
+def test_sigterm_to_the_tui_stops_the_workers_and_gives_the_terminal_back(
+    tmp_path: Path, terminal: list[Terminal]
+) -> None:
+    step = {**json.loads((REPO / "maps/demo/script.json").read_text())["nodes"]["01_load_points"], "sleep": 30}
+    map_path = demo_repo(tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\n")
+    command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}; echo EXIT=$?; sleep 600"
+    term = Terminal(command, map_path.parent)
+    terminal.append(term)
+    term.wait_for("running")
+    wait_for(lambda: bool(kinds(events(map_path), "WorkerStarted", "01_load_points")), 60, "01's worker")
+    foreman_pid = next(
+        pid for pid, cmd in _processes_mentioning(f"foreman_tui run {map_path}").items() if "sleep" not in cmd
+    )
+    os.kill(foreman_pid, signal.SIGTERM)
+    screen = term.wait_for("EXIT=3", timeout=60)  # a stop: resumable, and the shell prints after the app
+    assert "Traceback" not in screen
+    worker = [e["detail"] for e in kinds(events(map_path), "WorkerExited", "01_load_points")]
+    assert worker and worker[-1]["stopped"]
+    assert kinds(events(map_path), "RunFinished")[-1]["detail"]["outcome"] == "stopped"

@@ -8,6 +8,7 @@ import gc
 import json
 import math
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -193,7 +194,10 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
         print("foreman: the TUI needs a terminal; run with --headless (or give it a terminal)", file=sys.stderr)
         return EXIT_BAD_INPUT
     app = ForemanApp(project, settings, use_fs_events=not args.no_watch)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     code = app.run()
+    for sig, handler in before.items():  # the app's loop left the defaults behind
+        signal.signal(sig, handler)
     error = app.service.error
     if error is not None and not isinstance(error, asyncio.CancelledError):
         # The screen that showed it is gone: say it where the person is now.

@@ -39,7 +39,7 @@ from .prompts import (
 from .runstate import PidFiles, RunLock, RunState, RunStore
 from .scheduler import Wait
 from .watcher import CommitMonitor
-from .workspace import Workspace, finish
+from .workspace import Workspace, finish, finish_async
 
 
 class RunContext:
@@ -307,7 +307,16 @@ class RunContext:
             result = await child.wait(timeout)
         except asyncio.CancelledError:
             if key not in self._handed_off:  # left running on purpose by a person quitting
-                await asyncio.shield(child.stop(self.settings.stop_grace))
+                await finish_async(child.stop(self.settings.stop_grace))
+                stopped = WorkerExited(
+                    node=node,
+                    role=role,
+                    attempt=attempt,
+                    exit_code=child.returncode,
+                    duration=child.elapsed,
+                    stopped=True,
+                )
+                self.emit(stopped)
             raise
         finally:
             self.children.pop(key, None)

@@ -322,6 +322,15 @@ class ChildProcess:
     def running(self) -> bool:
         return self._popen is not None and self._popen.returncode is None
 
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode if self._popen is not None else None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the child started."""
+        return time.monotonic() - self._started if self._started else 0.0
+
     async def wait(self, timeout: float | None = None) -> ProcessResult:
         """Wait for the leader to exit (stopping it at ``timeout``), then finish the attempt: drain the
         pipes for ``drain_grace`` at most, stop the rest of the group and the marked processes, close."""

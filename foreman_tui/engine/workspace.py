@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +34,13 @@ MAP_FLUSH = 1.0
 async def finish(action: Callable[..., T], *args: Any) -> T:
     """Run ``action(*args)`` in a thread to its end. A cancellation that arrives meanwhile is delivered once the
     action is done (its result is then dropped)."""
-    future = asyncio.ensure_future(asyncio.to_thread(action, *args))
+    return await finish_async(asyncio.to_thread(action, *args))
+
+
+async def finish_async(work: Awaitable[T]) -> T:
+    """``finish`` for work that is already a coroutine (stopping a process): it runs to its end even when the
+    task awaiting it is cancelled; the cancellation is delivered afterwards."""
+    future = asyncio.ensure_future(work)
     cancelled = False
     while True:
         try:
