@@ -28,7 +28,7 @@ from .events import (
     WorkerStarted,
 )
 from .gitrepo import Repo
-from .lifecycle import Lifecycle, Phase
+from .lifecycle import WORKER_PHASES, Lifecycle, Phase
 from .pauses import Decision, Pause, engine_options
 from .preflight import preflight
 from .process import ChildProcess
@@ -69,7 +69,7 @@ class RunContext:
         self.pids = PidFiles(self.home)
         self.use_fs_events = use_fs_events
         self.state = RunState()
-        self.lifecycle = Lifecycle(self.state, self.runs)
+        self.lifecycle = Lifecycle(self.state, self.runs, self._moved)
         self.waits: list[Wait] = []
         self.children: dict[str, ChildProcess] = {}
         self.on_output: Callable[[str, str, list[str]], None] | None = None
@@ -78,6 +78,8 @@ class RunContext:
         self.ask: Callable[[Pause], Awaitable[Decision | None]] | None = None
         """How to ask a person when nothing can run until they decide (a terminal, the TUI); None: don't."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._worker_slots = asyncio.Semaphore(self.settings.max_parallel)
+        """At most ``max_parallel`` workers run at once, whatever went back to its worker (a fix task)."""
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._wake = asyncio.Event()
@@ -104,7 +106,12 @@ class RunContext:
 
     def _use_state(self, state: RunState) -> None:
         self.state = state
-        self.lifecycle = Lifecycle(state, self.runs)
+        self.lifecycle = Lifecycle(state, self.runs, self._moved)
+
+    def _moved(self, node: str, was: Phase, to: Phase) -> None:
+        """A worker slot freed (its node went on to checks, or paused): look for what can start now."""
+        if was in WORKER_PHASES and to not in WORKER_PHASES:
+            self._wake.set()
 
     def _rel_project(self) -> Path:
         return self.project_dir.relative_to(self.repo.root)

@@ -54,6 +54,9 @@ LEGACY = {"implemented": Phase.CHECKING, "integrating": Phase.MERGING}
 ACTIVE = frozenset({Phase.RUNNING, Phase.CHECKING, Phase.REVIEWING, Phase.MERGING, Phase.MERGED})
 """Phases in which something is under way for the node."""
 
+WORKER_PHASES = frozenset({Phase.PENDING, Phase.RUNNING})
+"""Phases of a started node that hold one of the ``max_parallel`` worker slots (its worker runs or is about to)."""
+
 _ANY = frozenset(Phase)
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.PENDING: frozenset({Phase.RUNNING, Phase.CHECKING, Phase.PAUSED}),

@@ -62,17 +62,20 @@ def next_batch(
     files: Mapping[str, Collection[str]],
     running: Collection[str] = (),
     max_parallel: int = DEFAULT_MAX_PARALLEL,
+    holding: Collection[str] = (),
 ) -> Batch:
-    """Choose which of ``candidates`` (ready nodes, best first) start now, next to ``running``.
+    """Choose which of ``candidates`` (ready nodes, best first) start now, next to ``running`` (nodes whose worker
+    runs or is about to: each takes a slot) and ``holding`` (nodes past their worker, being checked, reviewed or
+    merged: they take no slot but still own their files).
 
-    A candidate never starts beside a running or chosen node that owns one of its files; it records whom
-    it waits for. Candidates are consumed lazily and examination stops once every slot is taken, so a
+    A candidate never starts beside a running, holding or chosen node that owns one of its files; it records
+    whom it waits for. Candidates are consumed lazily and examination stops once every slot is taken, so a
     caller may pass a generator over a large ready queue."""
     if max_parallel < 1:
         raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
     batch = Batch()
     holders: dict[str, str] = {}
-    for node in running:
+    for node in [*running, *holding]:
         for path in files.get(node, ()):
             holders.setdefault(path, node)
     slots = max_parallel - len(running)

@@ -109,9 +109,10 @@ class NodeSteps(Handover, Stages):
         self._monitor.track(node, nr.head or nr.base or "HEAD", tracking_branch)
         log = self.home / "logs" / node / f"{attempt}.log"
         try:
-            result, report = await self._run_agent(
-                node, self.worker, "worker", attempt, prompt, message, log, self.settings.timeout
-            )
+            async with self._worker_slots:
+                result, report = await self._run_agent(
+                    node, self.worker, "worker", attempt, prompt, message, log, self.settings.timeout
+                )
             await self._monitor.scan("exit")
         finally:
             self._monitor.untrack(node)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .commands import INPUT_TICK, Commands
 from .events import RunFinished
-from .lifecycle import Phase
+from .lifecycle import WORKER_PHASES, Phase
 from .pauses import INTERNAL, Pause
 from .review import Reviews
 from .scheduler import next_batch, ready_nodes
@@ -76,9 +76,10 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
         blocked = {n for n, r in self.state.nodes.items() if r.phase in ("paused", "failed")} | self._resetting
         blocked |= self._held_by_decisions()
         ready = ready_nodes(self.graph, self._verified(), exclude=set(self._tasks) | blocked)
-        batch = next_batch(
-            ready, self.project.files, running=list(self._tasks), max_parallel=self.settings.max_parallel
-        )
+        # A slot is a worker: a node being checked, reviewed or merged frees its slot (its files stay its own).
+        working = [n for n in self._tasks if self.lifecycle.phase(n) in WORKER_PHASES]
+        holding = [n for n in self._tasks if n not in working]
+        batch = next_batch(ready, self.project.files, working, self.settings.max_parallel, holding)
         self.waits = batch.waits
         for node in batch.start:
             self._tasks[node] = asyncio.create_task(self._drive(node), name=f"node:{node}")
