@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -213,20 +214,24 @@ class Repo:
     # --------------------------------------------------------------------------------------- worktrees
 
     def add_worktree(self, node_id: str, path: Path, start: str) -> str:
-        """A worktree on ``foreman/<node_id>``: reused if it is there, else created from ``start``.
-        Returns the commit the branch started from (its head when created)."""
+        """A worktree on ``foreman/<node_id>``: reused if it is there, else made (on the branch if it exists,
+        else on a new branch at the commit ``start``). Returns the commit the branch is at."""
         branch = BRANCH_PREFIX + node_id
-        if path.exists() and (path / ".git").exists():
-            return self.branch_head(branch) or self.head()
-        self.repo.git.worktree("prune")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if self.branch_head(branch):
-            self.repo.git.worktree("add", str(path), branch)
-        else:
-            self.repo.git.worktree("add", "-b", branch, str(path), start)
         head = self.branch_head(branch)
-        assert head is not None
-        return head
+        if (path / ".git").is_file():
+            return head or self.head()
+        if path.exists():  # a creation a kill cut short: make it again
+            shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        args = ["add", str(path), branch] if head else ["add", "-b", branch, str(path), start]
+        try:
+            self.repo.git.worktree(*args)
+        except git.GitCommandError as exc:
+            if "already" not in str(exc):  # "already registered", "already checked out": a stale registration
+                raise
+            self.repo.git.worktree("prune")
+            self.repo.git.worktree(*args)
+        return head or start
 
     def remove_worktree(self, node_id: str, path: Path, delete_branch: bool = True) -> None:
         if path.exists():
@@ -262,13 +267,41 @@ class Repo:
 
         return _retry_locked(attempt)
 
-    def _store_blob(self, data: bytes) -> str:
-        scratch = self.git_dir / f"foreman-blob-{os.getpid()}-{threading.get_ident()}"
-        try:
-            scratch.write_bytes(data)
-            return self.repo.git.hash_object("-w", "--no-filters", str(scratch)).strip()
-        finally:
-            scratch.unlink(missing_ok=True)
+    def _git_input(self, data: bytes, *args: str) -> str:
+        """Run git with ``data`` on its stdin; its output, stripped."""
+        done = subprocess.run(
+            ["git", *args],
+            cwd=self.root,
+            input=data,
+            capture_output=True,
+            env={**os.environ, **self.identity_env},
+            check=False,
+        )
+        if done.returncode != 0:
+            raise git.GitCommandError(["git", *args], done.returncode, done.stderr, done.stdout)
+        return done.stdout.decode("utf-8", "surrogateescape").strip()
+
+    def _tree_with(self, tree: str | None, parts: list[str], blob: str) -> tuple[str, str, str | None]:
+        """The tree ``tree`` (None: empty) with the file ``parts`` set to ``blob``: (new tree, the file's mode, its
+        old blob or None). One ``ls-tree`` and one ``mktree`` per folder on the way down, whatever the repo's size."""
+        listed = self.repo.git.ls_tree("-z", tree, stdout_as_string=False) if tree else b""
+        entries = {}
+        for record in bytes(listed).split(b"\0"):
+            if record:
+                meta, entry = record.split(b"\t", 1)
+                entries[entry.decode("utf-8", "surrogateescape")] = meta.decode()
+        name = parts[0]
+        current = entries.get(name, "").split()
+        if len(parts) == 1:
+            mode, old = (current[0], current[2]) if current else ("100644", None)
+            entries[name] = f"{mode} blob {blob}"
+        else:
+            sub, mode, old = self._tree_with(current[2] if current else None, parts[1:], blob)
+            entries[name] = f"040000 tree {sub}"
+        listing = b"".join(
+            f"{meta}\t{entry}".encode("utf-8", "surrogateescape") + b"\0" for entry, meta in entries.items()
+        )
+        return self._git_input(listing, "mktree", "-z"), mode, old
 
     def commit_file(self, path: Path, content: Callable[[bytes | None], bytes], message: str) -> str | None:
         """Commit ``content(<the file at HEAD>)`` as ``path`` on the current branch, touching nothing else: not
@@ -278,20 +311,10 @@ class Repo:
 
         def attempt() -> str | None:
             head = self.head()
-            data = content(self.file_at(head, path))
-            blob = self._store_blob(data)
-            entry = self.repo.git.ls_tree(head, "--", rel).split()
-            if entry and entry[2] == blob:
+            blob = self._git_input(content(self.file_at(head, path)), "hash-object", "-w", "--no-filters", "--stdin")
+            tree, mode, old = self._tree_with(f"{head}^{{tree}}", rel.split("/"), blob)
+            if old == blob:
                 return None
-            mode = entry[0] if entry else "100644"
-            scratch = self.git_dir / f"foreman-index-{os.getpid()}-{threading.get_ident()}"
-            env = {"GIT_INDEX_FILE": str(scratch)}
-            try:
-                self.repo.git.read_tree(head, env=env)
-                self.repo.git.update_index("--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
-                tree = self.repo.git.write_tree(env=env).strip()
-            finally:
-                scratch.unlink(missing_ok=True)
             commit = self.repo.git.commit_tree(tree, "-p", head, "-m", message).strip()
             self.repo.git.update_ref("-m", f"foreman: {message}", "HEAD", commit, head)
             # The main index learns the committed content for this path only (its working copy is untouched).
