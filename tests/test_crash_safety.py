@@ -240,6 +240,29 @@ def test_map_writes_racing_merges_and_state_commits_never_leave_the_map_staged(t
     assert all(on_disk[f"n{i}"]["status"] in ("verified", "implemented") for i in range(40))
 
 
+def test_a_state_commit_cut_short_before_the_index_caught_up_is_repaired(tmp_path: Path) -> None:
+    map_path = demo_repo(tmp_path)
+    root = map_path.parent
+    repo = Repo(root)
+    store = MapStore(map_path)
+    store.set_states({"01_load_points": {"verify_results": {"pre": [True]}}})
+    repo.commit_file(map_path, store.state_over, "foreman: 01_load_points checked")
+    before = git(map_path, "ls-tree", "HEAD^", "--", "algorithm-map.json").split()[2]
+    # What a kill between the ref update and the index update leaves: git takes it for a staged change.
+    subprocess.run(["git", "update-index", "--cacheinfo", f"100644,{before},algorithm-map.json"], cwd=root, check=True)
+    assert git(map_path, "diff", "--cached", "--name-only") == "algorithm-map.json\n"
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert any("index behind HEAD" in e["detail"]["reason"] for e in kinds(events(map_path), "NodeRecovered"))
+    assert _debris(map_path) == []
+    # A person's own staged change of the map is theirs: not touched.
+    other = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=root, input="{}\n", capture_output=True, text=True, check=True
+    ).stdout.strip()
+    subprocess.run(["git", "update-index", "--cacheinfo", f"100644,{other},algorithm-map.json"], cwd=root, check=True)
+    assert not repo.repair_index(map_path)
+
+
 def test_sigint_during_imports_prints_no_traceback() -> None:
     for after in (0.0, 0.01, 0.03, 0.06, 0.1, 0.2):  # somewhere in foreman's imports, or just after
         proc = subprocess.Popen(

@@ -196,6 +196,22 @@ class Repo:
             skip = entry[0] in "RC"
         return paths
 
+    def repair_index(self, path: Path) -> bool:
+        """Undo what a kill inside ``commit_file`` can leave: HEAD moved to foreman's state commit but the index
+        still holding the file as it was before it (which git would take for a staged change and refuse merges
+        over). Only that exact case is repaired (a person's own staged change is left alone). True if it was."""
+        rel = path.relative_to(self.root).as_posix()
+        staged = self.repo.git.ls_files("-s", "--", rel).split()
+        head = self.repo.git.ls_tree("HEAD", "--", rel).split()
+        if not staged or not head or staged[1] == head[2]:
+            return False
+        subject = self.repo.git.log("-1", "--format=%s", "HEAD").strip()
+        before = self.repo.git.ls_tree("HEAD^", "--", rel).split() if subject.startswith("foreman: ") else []
+        if not before or before[2] != staged[1]:
+            return False
+        _retry_locked(lambda: self.repo.git.update_index("--cacheinfo", f"{head[0]},{head[2]},{rel}"))
+        return True
+
     def abort_unfinished_merge(self) -> bool:
         """Abort a merge left half-done (MERGE_HEAD present) by a run that died; True if there was one."""
         if not (self.git_dir / "MERGE_HEAD").exists():

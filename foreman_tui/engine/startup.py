@@ -44,6 +44,9 @@ class Startup(Handover):
                     reason="a merge interrupted by the last run's end was aborted",
                 )
             )
+        if self.repo.repair_index(self.map_path):
+            reason = "a state commit cut short left the map's entry in git's index behind HEAD; set to HEAD's"
+            self.emit(NodeRecovered(node=None, was="committing", now="clean", reason=reason))
         resumed = saved is not None
         if saved is None:
             branch = self.repo.current_branch()
