@@ -263,6 +263,28 @@ def test_a_state_commit_cut_short_before_the_index_caught_up_is_repaired(tmp_pat
     assert not repo.repair_index(map_path)
 
 
+def test_a_merge_cut_short_before_its_commit_is_undone_and_done_again(tmp_path: Path) -> None:
+    flag = "FLAG — [1] not what the how says"  # stops 01 after its review, its branch ready to merge
+    map_path = demo_repo(tmp_path, reviews={"01_load_points": [flag]})
+    root = map_path.parent
+    assert foreman("run", str(map_path), "--headless").returncode == 3
+    # As a kill inside `git merge` leaves it: the branch's files written, nothing committed, no MERGE_HEAD.
+    run_json = root / ".foreman" / "run.json"
+    state = json.loads(run_json.read_text())
+    state["nodes"]["01_load_points"].update(phase="merging", pause=None)
+    run_json.write_text(json.dumps(state))
+    branch_files = git(map_path, "diff", "--name-only", "HEAD...foreman/01_load_points").split()
+    subprocess.run(["git", "checkout", "foreman/01_load_points", "--", *branch_files], cwd=root, check=True)
+    (root / "README.txt").write_text("the person's own work in progress\n")
+    result = foreman("run", str(map_path), "--headless")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    reasons = [e["detail"]["reason"] for e in kinds(events(map_path), "NodeRecovered", "01_load_points")]
+    assert any("a merge cut short was undone" in r for r in reasons), reasons
+    assert git(map_path, "log", "--format=%s", "main").count("foreman: merge 01_load_points\n") == 1
+    assert (root / "README.txt").read_text() == "the person's own work in progress\n"
+    assert _debris(map_path) == []
+
+
 def test_sigint_during_imports_prints_no_traceback() -> None:
     for after in (0.0, 0.01, 0.03, 0.06, 0.1, 0.2):  # somewhere in foreman's imports, or just after
         proc = subprocess.Popen(

@@ -212,6 +212,36 @@ class Repo:
         _retry_locked(lambda: self.repo.git.update_index("--cacheinfo", f"{head[0]},{head[2]},{rel}"))
         return True
 
+    def undo_half_merge(self, node_id: str) -> list[str]:
+        """Undo what a kill inside ``git merge`` of ``foreman/<node_id>`` can leave without a MERGE_HEAD: the
+        branch's version of its files in the index or the working tree, not committed. Only paths the branch
+        changed whose content is the branch's are set back to HEAD's (a person's own edit is left alone).
+        Returns the paths set back."""
+        branch = BRANCH_PREFIX + node_id
+        if self.branch_head(branch) is None:
+            return []
+        changed = [p for p in self.repo.git.diff("--name-only", f"HEAD...{branch}").splitlines() if p]
+        restored = []
+        for rel in changed:
+            theirs = self._blob_at(branch, rel)
+            ours = self._blob_at("HEAD", rel)
+            staged = (self.repo.git.ls_files("-s", "--", rel).split() or [None, None])[1]
+            on_disk = self.root / rel
+            current = self.repo.git.hash_object("--no-filters", "--", rel).strip() if on_disk.is_file() else None
+            if (staged, current) == (ours, ours) or staged not in (ours, theirs) or current not in (ours, theirs):
+                continue  # as HEAD has it, or someone else's change
+            if ours is None:
+                self.repo.git.rm("--cached", "-q", "--ignore-unmatch", "--", rel)
+                on_disk.unlink(missing_ok=True)
+            else:
+                self.repo.git.checkout("HEAD", "--", rel)
+            restored.append(rel)
+        return restored
+
+    def _blob_at(self, ref: str, rel: str) -> str | None:
+        entry = self.repo.git.ls_tree(ref, "--", rel).split()
+        return entry[2] if entry else None
+
     def abort_unfinished_merge(self) -> bool:
         """Abort a merge left half-done (MERGE_HEAD present) by a run that died; True if there was one."""
         if not (self.git_dir / "MERGE_HEAD").exists():

@@ -123,11 +123,18 @@ class Startup(Handover):
             self._recovered(node, Phase.RUNNING, "no commit from the interrupted attempt; dispatching again")
 
     def _recover_merging(self, node: str) -> None:
-        """A merge cut off from its record: the branch is in the integration branch already → merged."""
-        merged = self.ws.merged(node) if self.state.node(node).base is not None else None
+        """A merge cut off from its record: the branch is in the integration branch already → merged. A merge cut
+        off before its commit: what it had written is set back, and it is merged again."""
+        if self.state.node(node).base is None:
+            return
+        merged = self.ws.merged(node)
         if merged is not None:
             self.lifecycle.move(node, Phase.MERGED, merged=merged)
             self._recovered(node, Phase.MERGING, "it was merged before the run ended; recording it verified")
+            return
+        restored = self.repo.undo_half_merge(node)
+        if restored:
+            self._recovered(node, Phase.MERGING, f"a merge cut short was undone ({', '.join(restored)}); merging again")
 
     def _recover_verified(self, node: str) -> None:
         """Verified, but its worktree or branch was left (a stop right after the merge): remove them."""
