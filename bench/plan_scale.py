@@ -1,15 +1,21 @@
 """Load + validate + plan time for a synthetic map of N nodes (default 10,000).
 
-    python bench/plan_scale.py [--nodes 10000] [--repeat 5]
+    python bench/plan_scale.py [--nodes 10000] [--repeat 7] [--shape regions|chain] [--commands validate,plan,status]
 
-The map is shaped like real ones, scaled up: chains of process nodes grouped in regions of 20, a decision
-closing a loop in every region, fan-in between neighbouring chains, owned files with some sharing, and
-L1/L2 checks with commands. Prints one line per phase (median of the repeats) and the total.
+``--shape regions`` (the default) is shaped like real maps, scaled up: chains of process nodes grouped in
+regions of 20, a decision closing a loop in every region, fan-in between neighbouring chains, owned files with
+some sharing, and L1/L2 checks with commands. ``--shape chain`` is one long chain, start → n1 → … → end, every
+node a process node with contents and an L1 check with a cmd (no regions).
+
+Each run is a fresh process per command, doing what the CLI does: ``foreman validate MAP``, ``foreman plan MAP``
+and ``foreman status MAP`` each load the project, build their report, and write it both as the rendered text
+(to a null sink, as when piped) and as ``--json``. Prints one line per phase (median of the repeats).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -23,8 +29,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from foreman_tui.cli import load_project
-from foreman_tui.engine.reports import plan_report
+from foreman_tui.cli import load_project, render
+from foreman_tui.engine.reports import plan_report, status_report, validate_report
+
+REPORTS = {
+    "validate": (validate_report, render.validate),
+    "plan": (plan_report, render.plan),
+    "status": (status_report, render.status),
+}
 
 
 def synthetic_map(total: int, seed: int = 7) -> dict[str, Any]:
@@ -38,7 +50,7 @@ def synthetic_map(total: int, seed: int = 7) -> dict[str, Any]:
     region_size = 20
     index = 0
     while len(nodes) < total - 1:
-        members = []
+        members: list[str] = []
         entry = None
         last = None
         for _ in range(min(region_size, total - 1 - len(nodes))):
@@ -85,66 +97,122 @@ def synthetic_map(total: int, seed: int = 7) -> dict[str, Any]:
     }
 
 
-def child(path: str) -> None:
-    """One cold run, as `foreman plan --json` does it; prints the phase timings as JSON on stderr."""
+def chain_map(total: int) -> dict[str, Any]:
+    """start → n00001 → … → end: every node between the terminals a process node with contents and one L1
+    check with a cmd."""
+    ids = [f"n{i:05d}" for i in range(1, total - 1)]
+    nodes = [{"id": "start", "label": "Start", "type": "terminal"}]
+    nodes += [{"id": node_id, "label": f"Node {i}", "type": "process"} for i, node_id in enumerate(ids, start=1)]
+    nodes.append({"id": "end", "label": "End", "type": "terminal"})
+    chain = ["start", *ids, "end"]
+    edges = [{"from": a, "to": b} for a, b in itertools.pairwise(chain)]
+    contents = {
+        node_id: {
+            "title": f"Node {i}",
+            "overview": "Synthetic step.",
+            "implementation": f"Files: `pkg/own_{i}.py`",
+            "verify": {"core": [{"desc": "unit", "level": "L1", "cmd": f"pytest tests/test_{i}.py"}]},
+        }
+        for i, node_id in enumerate(ids, start=1)
+    }
+    return {
+        "version": "0.1.0",
+        "meta": {"title": f"synthetic chain {total}"},
+        "graph": {"nodes": nodes, "edges": edges, "regions": []},
+        "contents": contents,
+    }
+
+
+SHAPES = {"regions": synthetic_map, "chain": chain_map}
+
+
+def child(path: str, command: str) -> None:
+    """One cold run of ``foreman COMMAND MAP`` and of ``--json``: prints the phase timings as JSON on stderr."""
+    build, rendered = REPORTS[command]
     t0 = time.perf_counter()
     project = load_project(path)  # exactly what the CLI does
     t1 = time.perf_counter()
-    report = plan_report(project)
+    report = build(project)
     t2 = time.perf_counter()
+    stdout = sys.stdout
     with open(os.devnull, "w", encoding="utf-8") as sink:
-        sink.write(json.dumps(report, ensure_ascii=False, indent=2))  # as the CLI writes it
-    t3 = time.perf_counter()
+        sys.stdout = sink  # the renderer writes to sys.stdout; a file, so plain text as when piped
+        try:
+            rendered(report)
+        finally:
+            sys.stdout = stdout
+        t3 = time.perf_counter()
+        sink.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")  # as the CLI writes --json
+    t4 = time.perf_counter()
     shape = {
         "process": len(project.graph.process_order),
         "edges": len(project.doc.model.graph.edges),
         "back_edges": len(project.graph.back_edges),
-        "batches": len(report["batches"]),
+        "batches": len(report.get("batches", ())),
     }
-    print(json.dumps({"load": t1 - t0, "plan": t2 - t1, "dump": t3 - t2, **shape}), file=sys.stderr)
+    timings = {"load": t1 - t0, "report": t2 - t1, "text": t3 - t2, "json": t4 - t3}
+    print(json.dumps({**timings, **shape}), file=sys.stderr)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="regions")
+    parser.add_argument(
+        "--commands", default=",".join(REPORTS), help=f"which of {', '.join(REPORTS)} to time (default: all)"
+    )
     parser.add_argument("--child", metavar="MAP", help=argparse.SUPPRESS)
+    parser.add_argument("--command", choices=sorted(REPORTS), default="plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    commands = [c for c in args.commands.split(",") if c]
+    if not commands or not set(commands) <= set(REPORTS):
+        parser.error(f"--commands: a comma-separated list of {', '.join(REPORTS)}")
     if args.child:
-        child(args.child)
+        child(args.child, args.command)
         return 0
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "algorithm-map.json"
-        path.write_text(json.dumps(synthetic_map(args.nodes), indent=2), encoding="utf-8")
-        runs, walls = [], []
+        path.write_text(json.dumps(SHAPES[args.shape](args.nodes), indent=2), encoding="utf-8")
+        runs: dict[str, list[dict[str, Any]]] = {command: [] for command in commands}
+        walls: dict[str, list[float]] = {command: [] for command in commands}
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", str(path)], capture_output=True, text=True, check=True
+            for command in commands:
+                t0 = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child", str(path), "--command", command],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                walls[command].append(time.perf_counter() - t0)
+                runs[command].append(json.loads(done.stderr.strip().splitlines()[-1]))
+
+        def ms(values: list[float]) -> str:
+            return f"{statistics.median(values) * 1000:.0f} ms"
+
+        def median(command: str, *keys: str) -> str:
+            return ms([sum(r[k] for k in keys) for r in runs[command]])
+
+        first = runs[commands[0]][0]
+        print(
+            f"map ({args.shape}): {args.nodes} nodes ({first['process']} process), {first['edges']} edges, "
+            f"{first['back_edges']} back edges, {path.stat().st_size / 1e6:.1f} MB; "
+            f"medians of {args.repeat} cold runs, Python {sys.version.split()[0]}"
+        )
+        if "plan" in runs:
+            print(f"batches: {runs['plan'][0]['batches']}")
+            print(f"load + validate (load_project):  {median('plan', 'load')}")
+            print(f"plan (plan_report):              {median('plan', 'report')}")
+            totals = [r["load"] + r["report"] for r in runs["plan"]]
+            print(f"load + validate + plan:          {ms(totals)} (max {max(totals) * 1000:.0f} ms)")
+        for command in commands:
+            print(
+                f"foreman {command}: report {median(command, 'report')}, text {median(command, 'text')}, "
+                f"--json {median(command, 'json')}; load + report + text {median(command, 'load', 'report', 'text')}"
+                f", + --json {median(command, 'load', 'report', 'json')}; whole process (interpreter, imports, "
+                f"text and --json) {ms(walls[command])}"
             )
-            walls.append(time.perf_counter() - t0)
-            runs.append(json.loads(done.stderr.strip().splitlines()[-1]))
-
-        def median_ms(key: str) -> str:
-            return f"{statistics.median(r[key] for r in runs) * 1000:.0f} ms"
-
-        first = runs[0]
-        totals = [r["load"] + r["plan"] for r in runs]
-        print(
-            f"map: {args.nodes} nodes ({first['process']} process), {first['edges']} edges, "
-            f"{first['back_edges']} back edges, {path.stat().st_size / 1e6:.1f} MB, {first['batches']} batches"
-        )
-        print(f"load+validate: median {median_ms('load')}")
-        print(f"plan:          median {median_ms('plan')}")
-        print(
-            f"load+validate+plan: median {statistics.median(totals) * 1000:.0f} ms, "
-            f"max {max(totals) * 1000:.0f} ms ({args.repeat} cold runs, Python {sys.version.split()[0]})"
-        )
-        print(f"JSON output:   median {median_ms('dump')}")
-        print(
-            f"whole process (interpreter start, imports, all of the above): "
-            f"median {statistics.median(walls) * 1000:.0f} ms"
-        )
     return 0
 
 

@@ -54,6 +54,7 @@ class FlowGraph:
     _rank: dict[str, int] = field(default_factory=dict)
     _downstream: dict[str, list[str]] = field(default_factory=dict)
     _forward: dict[str, list[str]] = field(default_factory=dict)
+    _after: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def process_order(self) -> list[str]:
@@ -81,18 +82,32 @@ class FlowGraph:
 
     def after(self, node_id: str) -> list[str]:
         """Every process node that comes after ``node_id`` (any node, e.g. a decision) through forward edges,
-        transitively, in implementation order."""
-        seen: set[str] = set()
-        stack = [node_id]
-        while stack:
-            for nxt in self._forward.get(stack.pop(), ()):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
-        return sorted((n for n in seen if self.types[n] == "process"), key=self.rank)
+        transitively, in implementation order. Computed once per node (the supervisor asks on every turn)."""
+        found = self._after.get(node_id)
+        if found is None:
+            seen: set[str] = set()
+            stack = [node_id]
+            while stack:
+                for nxt in self._forward.get(stack.pop(), ()):
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+            found = self._after[node_id] = tuple(
+                sorted((n for n in seen if self.types[n] == "process"), key=self._rank.__getitem__)
+            )
+        return list(found)
+
+    @functools.cached_property
+    def _regions_by_node(self) -> dict[str, list[RegionInfo]]:
+        by_node: dict[str, list[RegionInfo]] = {}
+        for region in self.regions:
+            for node in region.nodes:
+                by_node.setdefault(node, []).append(region)
+        return by_node
 
     def regions_of(self, node_id: str) -> list[RegionInfo]:
-        return [r for r in self.regions if node_id in r.nodes]
+        """The regions ``node_id`` belongs to, in map order."""
+        return list(self._regions_by_node.get(node_id, ()))
 
     def decision_verified(self, decision_id: str, verified: Collection[str]) -> bool:
         """SPEC §2: a decision is verified once every process node feeding it is verified."""
@@ -109,27 +124,28 @@ def build_graph(model: AlgorithmMap) -> FlowGraph:
     ids = [n.id for n in nodes]
     position = {node_id: i for i, node_id in enumerate(ids)}
     types: dict[str, str] = {n.id: n.type for n in nodes}
+    edges = model.graph.edges
+    ends = [(edge.from_, edge.to) for edge in edges]
     succ: dict[str, list[tuple[str, int]]] = {n: [] for n in ids}
     indegree = dict.fromkeys(ids, 0)
-    for i, edge in enumerate(model.graph.edges):
-        succ[edge.from_].append((edge.to, i))
-        indegree[edge.to] += 1
+    for i, (source, target) in enumerate(ends):
+        succ[source].append((target, i))
+        indegree[target] += 1
 
     warnings: list[Problem] = []
     back_indexes = _back_edges(ids, types, succ, indegree, warnings)
-    edges = model.graph.edges
     back_edges = [BackEdge(i, edges[i].from_, edges[i].to, edges[i].label) for i in sorted(back_indexes)]
 
     forward_pred: dict[str, list[str]] = {n: [] for n in ids}
     forward_succ: dict[str, list[str]] = {n: [] for n in ids}
     all_pred: dict[str, list[str]] = {n: [] for n in ids}
-    for i, edge in enumerate(edges):
-        all_pred[edge.to].append(edge.from_)
+    for i, (source, target) in enumerate(ends):
+        all_pred[target].append(source)
         if i not in back_indexes:
-            forward_pred[edge.to].append(edge.from_)
-            forward_succ[edge.from_].append(edge.to)
+            forward_pred[target].append(source)
+            forward_succ[source].append(target)
 
-    order = _topological_order(ids, position, succ, back_indexes)
+    order = _topological_order(ids, position, forward_succ, forward_pred)
     rank = {n: i for i, n in enumerate(order)}
     upstream, downstream = _upstream_process_nodes(order, rank, types, forward_pred)
     feeders = {n: _feeders(n, types, all_pred) for n in ids if types[n] == "decision"}
@@ -210,25 +226,20 @@ def _back_edges(
 
 
 def _topological_order(
-    ids: list[str], position: dict[str, int], succ: dict[str, list[tuple[str, int]]], back: set[int]
+    ids: list[str], position: dict[str, int], forward_succ: dict[str, list[str]], forward_pred: dict[str, list[str]]
 ) -> list[str]:
     """Kahn's algorithm over forward edges; among ready nodes the one declared first goes first."""
-    indegree = dict.fromkeys(ids, 0)
-    for node in ids:
-        for child, i in succ[node]:
-            if i not in back:
-                indegree[child] += 1
+    indegree = {n: len(forward_pred[n]) for n in ids}
     heap = [position[n] for n in ids if indegree[n] == 0]
     heapq.heapify(heap)
     order = []
     while heap:
         node = ids[heapq.heappop(heap)]
         order.append(node)
-        for child, i in succ[node]:
-            if i not in back:
-                indegree[child] -= 1
-                if indegree[child] == 0:
-                    heapq.heappush(heap, position[child])
+        for child in forward_succ[node]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(heap, position[child])
     return order
 
 

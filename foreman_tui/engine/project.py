@@ -49,6 +49,7 @@ class Project:
     owned: dict[str, OwnedFiles]
     warnings: list[Problem] = field(default_factory=list)
     _checks: dict[str, list[CheckRef]] = field(default_factory=dict, repr=False)
+    _end_checks: list[CheckRef] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, map_path: str | Path | None = None) -> Project:
@@ -112,7 +113,12 @@ class Project:
     def end_checks(self) -> list[CheckRef]:
         """The end stage: every L3 item of nodes and regions; every item of terminal and auxiliary nodes (the
         end node's checks test the whole program); and the L2 items no region will run (of regions without
-        process nodes, and of nodes in no such region)."""
+        process nodes, and of nodes in no such region). Computed once (``plan`` asks twice)."""
+        if self._end_checks is None:
+            self._end_checks = self._find_end_checks()
+        return list(self._end_checks)
+
+    def _find_end_checks(self) -> list[CheckRef]:
         graph = self.graph
         outside = [n for n in graph.order if graph.types[n] in ("terminal", "auxiliary")]
         checks = [c for n in outside for c in self.node_checks(n) if c.level != "L3"]

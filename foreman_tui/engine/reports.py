@@ -61,12 +61,14 @@ def validate_report(project: Project) -> dict[str, Any]:
 def commands_report(project: Project) -> list[dict[str, Any]]:
     """Every command of the map (checks with a ``cmd``, the benchmark), with its JSON path and when it runs."""
     out = []
+    region_index: dict[str, int] = {}  # owner → the first region with that key, as a scan of the regions finds it
+    for r in project.graph.regions:
+        region_index.setdefault(f"region:{r.key}", r.index)
     for check, when in project.check_schedule():
         if not check.runnable:
             continue
         if check.owner.startswith("region:"):
-            index = next(r.index for r in project.graph.regions if f"region:{r.key}" == check.owner)
-            source = f"graph.regions[{index}].verify.{check.phase}[{check.index}].cmd"
+            source = f"graph.regions[{region_index[check.owner]}].verify.{check.phase}[{check.index}].cmd"
         else:
             source = f"contents.{check.owner}.verify.{check.phase}[{check.index}].cmd"
         out.append({"cmd": check.item.cmd, "source": source, "level": check.level, "when": when})

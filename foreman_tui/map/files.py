@@ -48,7 +48,12 @@ class OwnedFiles:
 NO_FILES = OwnedFiles((), "none", "nothing declared or inferred")
 
 
-@functools.lru_cache(maxsize=65536)
+_CACHED = 1 << 18
+"""Entries of the caches below: above the paths and texts of a 100,000-node map, since a load asks for each
+of them twice (the structure check, then the owned files) and an LRU cache smaller than that misses on all."""
+
+
+@functools.lru_cache(maxsize=_CACHED)
 def clean_path(path: str) -> str:
     """Normalise a project-relative path. Raises ``ValueError`` naming why it cannot be owned."""
     text = path.strip().strip("'\"`").replace("\\", "/")
@@ -73,7 +78,7 @@ def _without_fences(text: str) -> str:
     return _FENCE_RE.sub("", text) if "```" in text or "~~~" in text else text
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_CACHED)
 def _declared(text: str) -> tuple[str, ...] | None:
     """Paths on declaration lines (``**关联文件**：`a`, `b```, ``Files: a, b``), or None if there is none."""
     lowered = text.lower()

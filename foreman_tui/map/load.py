@@ -24,6 +24,7 @@ from .model import (
     LEVELS,
     NODE_ID_PATTERN,
     NODE_TYPES,
+    PHASES,
     SCHEMA_VERSION,
     STATUSES,
     AlgorithmMap,
@@ -261,8 +262,8 @@ def _check_structure(model: AlgorithmMap) -> tuple[list[Problem], list[Problem]]
 
 
 def _extras(obj: BaseModel | None, path: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
-    if obj is not None and obj.model_extra:
-        for key in obj.model_extra:
+    if obj is not None and obj.__pydantic_extra__:
+        for key in obj.__pydantic_extra__:
             yield path, key
 
 
@@ -270,13 +271,15 @@ def _verify_extras(verify: Verify | None, path: list[str | int]) -> Iterator[tup
     if verify is None:
         return
     yield from _extras(verify, path)
-    for phase, i, item in verify.items():
-        if item.model_extra:
-            yield from _extras(item, [*path, phase, i])
+    for phase in PHASES:
+        for i, item in enumerate(getattr(verify, phase)):
+            if item.__pydantic_extra__:
+                yield from _extras(item, [*path, phase, i])
 
 
 def _walk_extras(model: AlgorithmMap) -> Iterator[tuple[list[str | int], str]]:
-    """Every field outside the models, walking the known structure (fast on maps of thousands of nodes)."""
+    """Every field outside the models, walking the known structure (fast on maps of thousands of nodes: the
+    path of an object is built only when it has an unknown field)."""
     yield from _extras(model, [])
     meta = model.meta
     yield from _extras(meta, ["meta"])
@@ -285,16 +288,23 @@ def _walk_extras(model: AlgorithmMap) -> Iterator[tuple[list[str | int], str]]:
     graph = model.graph
     yield from _extras(graph, ["graph"])
     for i, node in enumerate(graph.nodes):
-        yield from _extras(node, ["graph", "nodes", i])
+        if node.__pydantic_extra__:
+            yield from _extras(node, ["graph", "nodes", i])
     for i, edge in enumerate(graph.edges):
-        yield from _extras(edge, ["graph", "edges", i])
+        if edge.__pydantic_extra__:
+            yield from _extras(edge, ["graph", "edges", i])
     for i, region in enumerate(graph.regions):
         yield from _extras(region, ["graph", "regions", i])
         yield from _verify_extras(region.verify, ["graph", "regions", i, "verify"])
     for node_id, content in model.contents.items():
-        yield from _extras(content, ["contents", node_id])
-        yield from _extras(content.code, ["contents", node_id, "code"])
-        yield from _verify_extras(content.verify, ["contents", node_id, "verify"])
+        if content.__pydantic_extra__:
+            yield from _extras(content, ["contents", node_id])
+        code = content.code
+        if code is not None and code.__pydantic_extra__:
+            yield from _extras(code, ["contents", node_id, "code"])
+        verify = content.verify
+        if verify is not None:
+            yield from _verify_extras(verify, ["contents", node_id, "verify"])
     if model.state is not None:
         yield from _extras(model.state, ["state"])
         for node_id, entry in model.state.nodes.items():
