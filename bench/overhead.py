@@ -13,6 +13,7 @@ from the worker's exit to its commit being seen, the checks, the reviewer, the m
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -53,8 +54,12 @@ def _map(nodes: int) -> dict[str, Any]:
         }
         for n in ids
     }
-    return {"version": "0.1.0", "meta": {"title": "overhead"}, "graph": {"nodes": graph_nodes, "edges": edges},
-            "contents": contents}
+    return {
+        "version": "0.1.0",
+        "meta": {"title": "overhead"},
+        "graph": {"nodes": graph_nodes, "edges": edges},
+        "contents": contents,
+    }
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -87,7 +92,11 @@ def run_foreman(folder: Path, nodes: int, parallel: int, seconds: float) -> tupl
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "foreman_tui", "run", str(repo / "algorithm-map.json"), "--headless", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - started
     if done.returncode != 0:
@@ -105,8 +114,10 @@ def run_parallel(folder: Path, nodes: int, parallel: int, seconds: float) -> flo
     env = os.environ | {"AGENT_SECONDS": str(seconds)}
     started = time.perf_counter()
     subprocess.run(
-        ["parallel", "--will-cite", "-j", str(parallel), "cd {} && " + str(folder / "agent.sh") + " {/}", ":::", *trees],
-        check=True, env=env, capture_output=True,
+        ["parallel", "--will-cite", "-j", str(parallel), f"cd {{}} && {folder / 'agent.sh'} {{/}}", ":::", *trees],
+        check=True,
+        env=env,
+        capture_output=True,
     )
     return time.perf_counter() - started
 
@@ -137,11 +148,11 @@ def where_time_went(events: list[dict[str, Any]]) -> dict[str, float]:
             m.setdefault("verified", ts)
     steps = ["worker started", "worker exited", "checks done", "reviewer started", "review done", "merged", "verified"]
     out = {}
-    for before, after in zip(steps, steps[1:], strict=False):
+    for before, after in itertools.pairwise(steps):
         gaps = [m[after] - m[before] for m in marks.values() if before in m and after in m]
         if gaps:
             out[f"{before} → {after}"] = statistics.median(gaps)
-    seen = [m["commit seen"] - m["worker exited"] for m in marks.values() if "commit seen" in m and "worker exited" in m]
+    seen = [m["commit seen"] - m["worker exited"] for m in marks.values() if {"commit seen", "worker exited"} <= set(m)]
     if seen:
         out["commit seen after the worker's exit"] = statistics.median(seen)
     return out
@@ -174,7 +185,9 @@ def main() -> int:
         "gnu_parallel_s": round(parallel_wall, 2),
         "ratio": round(foreman_wall / parallel_wall, 3),
         "orchestration_per_node_on_critical_path_ms": round(1000 * (foreman_wall - parallel_wall) / rounds),
-        "per_node_median_s": {k: round(statistics.median(b[k] for b in breakdowns if k in b), 3) for k in breakdowns[0]},
+        "per_node_median_s": {
+            k: round(statistics.median(b[k] for b in breakdowns if k in b), 3) for k in breakdowns[0]
+        },
         "runs": {"foreman": [round(w, 2) for w in foreman_walls], "parallel": [round(w, 2) for w in parallel_walls]},
     }
     if args.json:
@@ -182,8 +195,8 @@ def main() -> int:
     else:
         print(f"{args.nodes} nodes × {args.agent_seconds:g} s agents, {args.parallel} at once")
         print(f"  GNU parallel  {parallel_wall:6.2f} s")
-        print(f"  foreman       {foreman_wall:6.2f} s   ratio {result['ratio']:.2f}×, "
-              f"{result['orchestration_per_node_on_critical_path_ms']} ms of orchestration per node on the critical path")
+        per_node = result["orchestration_per_node_on_critical_path_ms"]
+        print(f"  foreman       {foreman_wall:6.2f} s   ratio {result['ratio']:.2f}×, {per_node} ms per node")
         print("  per node (median):")
         for step, seconds in result["per_node_median_s"].items():
             print(f"    {step:<40} {1000 * seconds:7.0f} ms")
