@@ -403,3 +403,19 @@ def test_the_tail_cuts_long_lines(tmp_path: Path) -> None:
     asyncio.run(go())
     assert [len(line) for line in lines] == [100000, 5], "consumers get whole lines"
     assert proc.tail[0].startswith("y" * 1000) and 1000 < len(proc.tail[0]) < 1100 and proc.tail[1] == "short"
+
+
+def test_stop_does_not_hang_when_the_exit_watcher_is_gone(tmp_path: Path) -> None:
+    """A loop shutting down cancels every task, the exit watcher too; a stop begun afterwards must still end."""
+
+    async def scenario() -> float:
+        proc = child(tmp_path, "import time; time.sleep(60)")
+        await proc.start()
+        assert proc._watcher is not None
+        proc._watcher.cancel()
+        started = time.monotonic()
+        await asyncio.wait_for(proc.stop(grace=1.0), 15)
+        assert not proc.running
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 10

@@ -337,7 +337,7 @@ class ChildProcess:
         assert self._popen is not None, "start() first"
         timed_out = False
         try:
-            await asyncio.wait_for(self._exited.wait(), timeout)
+            await asyncio.wait_for(self._leader_exit(), timeout)
         except TimeoutError:
             timed_out = True
             await self.stop()
@@ -353,11 +353,22 @@ class ChildProcess:
         if not self._exited.is_set():
             signal_all(self.pid, self.mark, signal.SIGTERM, self._sent)
             try:
-                await asyncio.wait_for(self._exited.wait(), grace)
+                await asyncio.wait_for(self._leader_exit(), grace)
             except TimeoutError:
                 signal_all(self.pid, self.mark, signal.SIGKILL, self._sent)
-                await self._exited.wait()
+                await self._leader_exit()
         await self._finish(drain=False, clear_grace=min(grace, 2.0))
+
+    async def _leader_exit(self) -> None:
+        """The leader's exit, as the watcher task reports it, or, once that task is gone (cancelled, say, while
+        a loop shuts down), as polling sees it: a stop never waits on a watcher that is no longer there."""
+        assert self._popen is not None
+        while not self._exited.is_set():
+            if self._watcher is not None and self._watcher.done() and self._popen.poll() is not None:
+                self._exited.set()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), 0.1)
 
     async def _finish(self, drain: bool, clear_grace: float) -> None:
         """The end of the attempt, once, whoever asks first (``wait()`` or ``stop()``)."""

@@ -65,6 +65,10 @@ def check_keymap(settings: Settings, source: str) -> None:
         raise ConfigError(source, problems)
 
 
+SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+"""Signals from outside that stop the run the way quitting with "stop them" does."""
+
+
 class ForemanApp(App[int]):
     CSS_PATH = "foreman.tcss"
     TITLE = "foreman"
@@ -88,9 +92,15 @@ class ForemanApp(App[int]):
         if self.settings.keys:
             self.set_keymap(self.settings.keys)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # from outside: stop as `q` → stop would
+        for sig in SIGNALS:  # from outside: stop as `q` → stop would
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._signalled)
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
 
     def _signalled(self) -> None:
         """A signal from outside (kill, the terminal closing): stop the workers (resumable) and leave, giving the
