@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
-from foreman_tui.cli import render
+from foreman_tui.cli import render, writer
 from foreman_tui.engine.graph import build_graph
 from foreman_tui.engine.project import Project
 from foreman_tui.engine.reports import commands_report, plan_report, status_report, validate_report
@@ -162,7 +162,7 @@ def _texts(project: Project, monkeypatch: pytest.MonkeyPatch, direct: bool) -> l
         with monkeypatch.context() as patch:
             patch.setattr("sys.stdout", buffer)
             if not direct:
-                patch.setattr(render, "RE_TAGS", None)  # no direct writer: all of it through Rich
+                patch.setattr(writer, "RE_TAGS", None)  # no direct writer: all of it through Rich
             show(report)
         outputs.append(buffer.getvalue())
     return outputs
@@ -192,7 +192,7 @@ def test_problems_print_the_same_with_and_without_the_direct_writer(monkeypatch:
         with monkeypatch.context() as patch:
             patch.setattr("sys.stderr", buffer)
             if not direct:
-                patch.setattr(render, "RE_TAGS", None)
+                patch.setattr(writer, "RE_TAGS", None)
             render.problems("map.json", found, "map")
         outputs.append(buffer.getvalue())
     assert outputs[0] == outputs[1] and outputs[0].count("✗") == 100
@@ -203,7 +203,7 @@ def test_a_huge_report_on_a_terminal_keeps_rich_layout_without_colour(monkeypatc
     report = plan_report(project)
     outputs = []
     for limit in (10_000, 0):  # Rich; the direct writer (as for more than RICH_ROWS_MAX rows)
-        monkeypatch.setattr(render, "RICH_ROWS_MAX", limit)
+        monkeypatch.setattr(writer, "RICH_ROWS_MAX", limit)
         console, buffer = _console(120, terminal=True)
         render.plan(report, console)
         outputs.append(buffer.getvalue())
