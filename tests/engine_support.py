@@ -50,6 +50,17 @@ def demo_repo(
     return map_path
 
 
+def init_repo(folder: Path, message: str | None = None) -> Path:
+    """A git repository in ``folder`` on ``main`` with its own identity (tests never lean on a global config);
+    with ``message``, everything in the folder committed. Returns the folder."""
+    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "t"], ["config", "user.email", "t@t"]):
+        subprocess.run(["git", *args], cwd=folder, check=True)
+    if message is not None:
+        subprocess.run(["git", "add", "-A"], cwd=folder, check=True)
+        subprocess.run(["git", "commit", "-qm", message], cwd=folder, check=True)
+    return folder
+
+
 def solution(node: str, path: str) -> str:
     return f"@solution/{node}/{path}"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from .engine_support import init_repo
 
 HOSTILE = [
     "\x1b[38;5;" + "9" * 5000 + "m",  # Rich's int() of a 5000-digit parameter raises
@@ -77,8 +78,5 @@ def command_project(root: Path, script: str, *, nodes: int = 1, settings: str = 
         f'[worker]\npreset = "command"\nargv = {json.dumps(argv)}\n'
         f'[reviewer]\npreset = "command"\nargv = {json.dumps(reviewer)}\n'
     )
-    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "t@x"], ["config", "user.name", "t"]):
-        subprocess.run(["git", *args], cwd=repo, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    subprocess.run(["git", "commit", "-qm", "output test"], cwd=repo, check=True)
+    init_repo(repo, "output test")
     return repo / "algorithm-map.json"

@@ -22,7 +22,7 @@ from foreman_tui.engine.workspace import Workspace, finish
 from foreman_tui.map.store import MapStore
 
 from .conftest import REPO
-from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, git, kinds, start_foreman, wait_for
+from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, git, init_repo, kinds, start_foreman, wait_for
 
 DEMO = REPO / "maps" / "demo"
 SCRIPT = json.loads((DEMO / "script.json").read_text())["nodes"]
@@ -201,8 +201,7 @@ def _branch_with_file(root: Path, branch: str, name: str, scratch: Path) -> None
 def test_map_writes_racing_merges_and_state_commits_never_leave_the_map_staged(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "t"], ["config", "user.email", "t@t"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
+    init_repo(root)
     map_path = root / "algorithm-map.json"
     nodes = [{"id": f"n{i}", "label": f"N{i}", "type": "process"} for i in range(40)]
     doc = {"version": "0.1.0", "meta": {"title": "T"}, "graph": {"nodes": nodes, "edges": []}, "contents": {}}

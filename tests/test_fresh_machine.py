@@ -11,7 +11,7 @@ from foreman_tui.engine.gitrepo import Repo
 from foreman_tui.map.store import MapStore
 
 from .conftest import DEMO_MAP
-from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, git, kinds
+from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, git, init_repo, kinds
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -21,10 +21,7 @@ def _git(cwd: Path, *args: str) -> str:
 def _repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "config", "user.name", "person")
-    _git(root, "config", "user.email", "person@example.org")
-    return root
+    return init_repo(root)
 
 
 def test_a_machine_without_a_git_identity_runs_the_demo_to_the_end(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import sys
 import venv
 from pathlib import Path
 
-from .engine_support import events, foreman, kinds
+from .engine_support import events, foreman, init_repo, kinds
 
 AGENT = r"""
 import json, os, subprocess
@@ -67,10 +67,7 @@ def _one_node_repo(tmp_path: Path, cmd: str, checks: str = "") -> Path:
     (repo / "foreman.toml").write_text(
         f'[worker]\npreset = "command"\nargv = {argv}\n\n[reviewer]\npreset = "command"\nargv = {argv}\n\n{checks}'
     )
-    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
-        subprocess.run(["git", *args], cwd=repo, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    subprocess.run(["git", "commit", "-qm", "map and tests"], cwd=repo, check=True)
+    init_repo(repo, "map and tests")
     return repo / "algorithm-map.json"
 
 

@@ -6,7 +6,6 @@ end)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from foreman_tui.engine.project import Project
 from foreman_tui.engine.reports import commands_report
 
 from .conftest import BPC_MAP
-from .engine_support import events, foreman, kinds
+from .engine_support import events, foreman, init_repo, kinds
 
 # The planner's tests: real pytest files at the paths the map's commands name, each checking code a node owns.
 # test_branch.py runs whole as 06_integrality_check's check, when 04_pricing (its feeder) is verified and before
@@ -67,10 +66,7 @@ def _bpc_project(tmp_path: Path) -> Path:
     (project / "foreman.toml").write_text(
         f"poll = 0.5\n[worker]\n{agent}\n[reviewer]\n{agent}\n[checks]\npython = {json.dumps(sys.executable)}\n"
     )
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "t"], ["config", "user.email", "t@t"]):
-        subprocess.run(["git", *args], cwd=project, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-    subprocess.run(["git", "commit", "-qm", "the BPC map and the planner's tests"], cwd=project, check=True)
+    init_repo(project, "the BPC map and the planner's tests")
     return project / "algorithm-map.json"
 
 
