@@ -1,6 +1,6 @@
-"""The supervisor's shared state and plumbing: paths, events, the run state, the map store, starting an
-agent process, pausing a node, sending a fix task. The node lifecycle (``supervisor.py``), the review
-(``review.py``) and the stages (``stages.py``) build on it."""
+"""The supervisor's shared state and plumbing: paths, events, the run state and its lifecycle, the workspace (git
+and map writes), starting an agent process, pausing a node, sending a fix task. The steps of a node's life
+(``steps.py``), start-up (``startup.py``), the review (``review.py``) and the stages (``stages.py``) build on it."""
 
 from __future__ import annotations
 
