@@ -37,6 +37,18 @@ def _debris(map_path: Path) -> list[str]:
     return found
 
 
+def _interrupted_when(map_path: Path, kind: str, sig: signal.Signals, node: str | None = None) -> None:
+    """Run foreman on ``map_path`` and send it ``sig`` as soon as an event ``kind`` (of ``node``) is logged."""
+    run = start_foreman("run", str(map_path), "--headless")
+    try:
+        wait_for(lambda: bool(kinds(events(map_path), kind, node)), 60, f"{kind} {node or ''}")
+        run.send_signal(sig)
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
 def test_the_lifecycle_table_is_whole_and_refuses_other_moves(tmp_path: Path) -> None:
     assert set(TRANSITIONS) == set(Phase) == set(RECOVERY)
     lifecycle = Lifecycle(RunState(), RunStore(tmp_path))
@@ -55,14 +67,7 @@ def test_the_lifecycle_table_is_whole_and_refuses_other_moves(tmp_path: Path) ->
 def test_a_commit_seen_before_a_kill_is_kept(tmp_path: Path) -> None:
     talkative = {**SCRIPT["02_vector_math"], "linger": 30}  # commits, then goes on talking
     map_path = demo_repo(tmp_path, {"02_vector_math": talkative}, settings="poll = 0.5\nstop_grace = 1\n")
-    run = start_foreman("run", str(map_path), "--headless")
-    try:
-        wait_for(lambda: bool(kinds(events(map_path), "CommitDetected", "02_vector_math")), 60, "02's commit seen")
-        run.send_signal(signal.SIGKILL)
-        run.communicate(timeout=30)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    _interrupted_when(map_path, "CommitDetected", signal.SIGKILL, node="02_vector_math")
     result = foreman("run", str(map_path), "--headless")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     evs = events(map_path)
@@ -77,14 +82,7 @@ def test_a_commit_seen_before_a_kill_is_kept(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_a_stop_right_after_a_merge_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
     map_path = demo_repo(tmp_path, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n")
-    run = start_foreman("run", str(map_path), "--headless")
-    try:
-        wait_for(lambda: bool(kinds(events(map_path), "NodeMerged")), 60, "a merge")
-        run.send_signal(sig)
-        run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    _interrupted_when(map_path, "NodeMerged", sig)
     result = foreman("run", str(map_path), "--headless")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     log = git(map_path, "log", "--format=%s", "main")
