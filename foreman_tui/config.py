@@ -18,6 +18,8 @@ CONFIG_NAME = "foreman.toml"
 MIN_POLL = 0.05
 """The shortest poll interval: less only burns a core."""
 Preset = Literal["claude", "codex", "aider", "gemini", "command", "scripted"]
+Permissions = Literal["edit", "edit+shell", "full"]
+Sandbox = Literal["none", "bwrap"]
 
 
 class AgentSettings(BaseModel):
@@ -33,6 +35,13 @@ class AgentSettings(BaseModel):
     """Model name passed to the agent CLI, when it takes one."""
     args: list[str] = Field(default_factory=list)
     """Extra arguments appended to the preset's command."""
+    permissions: Permissions | None = None
+    """What a worker may do (docs/agents.md#permissions): ``edit`` (its files, and ``git add``/``git commit`` where
+    the CLI can tell commands apart), ``edit+shell`` (also run commands: the checks; the default), or ``full``
+    (no limits). The reviewer always only reads."""
+    sandbox: Sandbox = "none"
+    """``bwrap``: run the agent in bubblewrap, writing only its tree and a temp folder (opt-in; the network
+    stays on, since an agent CLI needs its model)."""
 
     @model_validator(mode="after")
     def _command_has_argv(self) -> AgentSettings:
@@ -52,6 +61,14 @@ class CheckSettings(BaseModel):
     as you have it."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for checks and agents."""
+    secrets: list[str] = Field(default_factory=list)
+    """More variable-name patterns (``fnmatch``, any case) kept from checks and the benchmark, beside the default
+    list (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*PASSWORD*``, ``AWS_*``… see docs/security.md)."""
+    pass_env: list[str] = Field(default_factory=list)
+    """Variable names (or patterns) checks do get although they look like secrets: what the project really needs."""
+    sandbox: Sandbox = "none"
+    """``bwrap``: checks and the benchmark run in bubblewrap with the network off, writing only their tree and a
+    temp folder."""
 
 
 class NodeOverride(BaseModel):
@@ -149,6 +166,10 @@ def load_settings(project_dir: Path, known_nodes: set[str] | None = None) -> Set
                 clean_path(file)
             except ValueError as exc:
                 problems.append(Problem(f"nodes.{node_id}.files[{i}]", str(exc), "use a path inside the project"))
+    if settings.reviewer.permissions is not None:
+        problems.append(
+            Problem("reviewer.permissions", "the reviewer only reads code; it has no permissions to set", "remove it")
+        )
     python = configured_python(project_dir, settings.checks)
     if python is not None and not (python.is_file() and os.access(python, os.X_OK)):
         problems.append(

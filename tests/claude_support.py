@@ -1,14 +1,17 @@
-"""Running the real Claude Code CLI in tests: where it is, its environment, and model-server scripts made
-from the demo's per-node script."""
+"""Running the real Claude Code CLI in tests: where it is, its environment, one run of an argv against a
+scripted model, and model-server scripts made from the demo's per-node script."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from foreman_tui.testing.model_server import ModelServer
 
 AGENTS_DIR = Path(os.environ.get("FOREMAN_TEST_AGENTS", Path.home() / ".cache" / "foreman-agents"))
 DEMO = Path(__file__).parent.parent / "maps" / "demo"
@@ -39,6 +42,26 @@ def claude_env(url: str, home: Path) -> dict[str, str]:
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "GIT_CONFIG_GLOBAL": "/dev/null",
     }
+
+
+def run_claude(
+    argv: list[str], workdir: Path, script: dict[str, Any], prompt: str, home: Path, **env: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run the real CLI with ``argv`` (as a preset builds it, ``claude`` first) in ``workdir``, ``prompt`` on
+    stdin, against ``script``: (the stream-json lines it printed, the requests the model got)."""
+    with ModelServer(script) as server:
+        done = subprocess.run(
+            argv,
+            input=prompt,
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            env={**claude_env(server.url, home), **env},
+            timeout=180,
+        )
+        requests = server.model.requests
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")], requests
 
 
 def demo_steps(node: str, attempt: int = 1) -> list[dict[str, Any]]:

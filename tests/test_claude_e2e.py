@@ -1,6 +1,8 @@
 """The `claude` preset driving the real Claude Code CLI against a scripted model on loopback: a whole run,
 an L1 failure fixed through --resume, a reviewer FLAG fixed, a worker's hard pause decided and resumed,
-and per-node cost equal to what the CLI reported."""
+per-node cost equal to what the CLI reported; and the permission profiles: a reviewer that only reads (its
+shell command refused, its review still recorded), an ``edit`` worker that writes and commits but runs nothing
+else, and each profile's tools and mode as the CLI itself reports them."""
 
 from __future__ import annotations
 
@@ -8,10 +10,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from foreman_tui.agents.presets import AgentContext, make_agent
+from foreman_tui.config import AgentSettings
 from foreman_tui.testing.model_server import ModelServer
 
-from .claude_support import DEMO, claude_env, demo_steps
-from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, kinds, map_state
+from .claude_support import DEMO, claude_env, demo_steps, run_claude
+from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, init_repo, kinds, map_state, trust_map
 
 # As models write it: markdown, the trigger number first without "#", bullets, one option per line.
 PAUSE_BLOCK = """I can't finish this node without a decision.
@@ -99,3 +105,111 @@ def test_the_claude_preset_runs_the_demo_against_the_real_cli(tmp_path: Path) ->
                     total += json.loads(line)["total_cost_usd"]
         section = report.split(f"## Node `{node}`")[1].split("\n## ")[0]
         assert f"cost: ${total:.4f}" in section
+
+
+def test_a_claude_reviewer_cannot_run_a_shell_command_and_the_review_still_completes(tmp_path: Path) -> None:
+    """The reviewer's model asks to run `touch` and to write a file (outside the tree, where nothing else would
+    stop it): both are refused as tools it does not have, its reads work, and its CLEAN is recorded."""
+    map_path = demo_repo(tmp_path)
+    toml = map_path.parent / "foreman.toml"
+    head, _, rest = toml.read_text().partition("[reviewer]")
+    toml.write_text(head + '[reviewer]\npreset = "claude"\n\n[checks]' + rest.partition("[checks]")[2])
+    subprocess.run(["git", "commit", "-qam", "a claude reviewer"], cwd=map_path.parent, check=True)
+    trust_map(map_path)
+    touched, written = tmp_path / "touched-by-reviewer", tmp_path / "written-by-reviewer"
+    node = "01_load_points"
+    review = [
+        {"tool": "Glob", "input": {"pattern": "**/*.py"}},
+        {"bash": f"touch {touched}"},
+        {"tool": "Write", "input": {"file_path": str(written), "content": "x\n"}},
+        {"say": "CLEAN — read the code; the shell was not needed"},
+    ]
+    with ModelServer({"reviews": {node: [review]}}) as server:
+        env = claude_env(server.url, tmp_path / "home")
+        done = foreman("run", str(map_path), "--headless", env=env, timeout=600)
+        requests = [r for r in server.model.requests if r["role"] == "reviewer" and r["node"] == node]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not touched.exists() and not written.exists()
+    evs = events(map_path)
+    assert [e["detail"]["verdict"] for e in kinds(evs, "ReviewFinished", node)] == ["CLEAN"]
+    assert map_state(map_path)[node]["status"] == "verified"
+    # The model did ask: its calls reached the CLI, which had no Bash and no Write to give it.
+    assert requests and all(r["tools"] == ["Glob", "Grep", "Read"] for r in requests)
+    results = {r["id"]: r for r in requests[-1]["results"]}
+    assert not results[f"toolu_{node}_1_0"]["is_error"] and "kmeans/points.py" in results[f"toolu_{node}_1_0"]["text"]
+    for step in (1, 2):
+        assert results[f"toolu_{node}_1_{step}"]["is_error"]
+        assert "No such tool available" in results[f"toolu_{node}_1_{step}"]["text"]
+    reported = [e["detail"] for e in kinds(evs, "AgentReported", node) if e["detail"]["role"] == "reviewer"]
+    assert f"Bash: touch {touched}" in reported[0]["steps"]
+    # Started read-only, which is what the event log shows.
+    started = [e["detail"] for e in kinds(evs, "WorkerStarted", node) if e["detail"]["role"] == "reviewer"]
+    argv = started[0]["argv"]
+    assert argv[argv.index("--tools") + 1] == "Read,Glob,Grep"
+    assert argv[argv.index("--permission-mode") + 1] == "dontAsk"
+    assert not any("Bash" in part for part in argv)
+
+
+def preset_argv(tmp_path: Path, role: str, permissions: str | None = None) -> list[str]:
+    agent = make_agent(AgentSettings.model_validate({"preset": "claude", "permissions": permissions}))
+    return agent.command(AgentContext("n1", role, 1, tmp_path / "m.json", tmp_path, tmp_path / "p.md")).argv
+
+
+TASK = "# Task: implement node `n1` — one node\n"
+
+
+@pytest.mark.parametrize(
+    ("role", "permissions", "mode", "tools"),
+    [
+        ("reviewer", None, "dontAsk", {"Read", "Glob", "Grep"}),
+        ("worker", "edit", "dontAsk", {"Read", "Glob", "Grep", "Edit", "Write", "NotebookEdit", "Bash"}),
+        ("worker", None, "acceptEdits", {"Read", "Glob", "Grep", "Edit", "Write", "Bash", "WebFetch"}),
+        ("worker", "full", "bypassPermissions", {"Read", "Edit", "Write", "Bash", "WebFetch"}),
+    ],
+)
+def test_the_cli_runs_each_profile_with_its_mode_and_tools(
+    tmp_path: Path, role: str, permissions: str | None, mode: str, tools: set[str]
+) -> None:
+    """What the CLI itself says it started with (its `system/init` line), for each profile's argv."""
+    # IS_SANDBOX: the CLI refuses to bypass permissions as root unless told it runs in a sandbox.
+    lines, _ = run_claude(
+        preset_argv(tmp_path, role, permissions),
+        init_repo(tmp_path),
+        {"workers": {"n1": [[{"say": "nothing to do"}]]}},
+        TASK,
+        tmp_path / "home",
+        IS_SANDBOX="1",
+    )
+    init = next(line for line in lines if line.get("subtype") == "init")
+    assert init["permissionMode"] == mode
+    assert tools <= set(init["tools"])
+    if role == "reviewer" or permissions == "edit":
+        assert set(init["tools"]) == tools
+
+
+def test_an_edit_worker_writes_its_tree_and_commits_but_runs_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "tree").mkdir()
+    tree = init_repo(tmp_path / "tree")
+    (tree / "a.txt").write_text("hello\n")
+    # In its own tree, where an edit-accepting mode would let `touch` through as a file edit.
+    outside, touched, chained = tmp_path / "outside.txt", tree / "touched", tree / "chained"
+    steps = [
+        {"tool": "Read", "input": {"file_path": str(tree / "a.txt")}},
+        {"tool": "Write", "input": {"file_path": str(tree / "b.txt"), "content": "written\n"}},
+        {"tool": "Write", "input": {"file_path": str(outside), "content": "x\n"}},
+        {"bash": "git add a.txt b.txt && git commit -qm 'n1: implemented'"},
+        {"bash": f"touch {touched}"},
+        {"bash": f"git commit --allow-empty -qm again && touch {chained}"},
+        {"bash": "python3 -c 'print(1)'"},
+        {"say": "done"},
+    ]
+    lines, requests = run_claude(
+        preset_argv(tmp_path, "worker", "edit"), tree, {"workers": {"n1": [steps]}}, TASK, tmp_path / "home"
+    )
+    assert (tree / "b.txt").read_text() == "written\n"
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=tree, capture_output=True, text=True, check=True)
+    assert log.stdout.split("\n")[0] == "n1: implemented"
+    assert not outside.exists() and not touched.exists() and not chained.exists()
+    results = {r["id"][-1]: r["is_error"] for r in requests[-1]["results"]}
+    assert results == {"0": False, "1": False, "2": True, "3": False, "4": True, "5": True, "6": True}
+    assert lines[-1]["type"] == "result" and lines[-1]["result"] == "done"

@@ -16,13 +16,91 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import AgentSettings
+from ..config import AgentSettings, Permissions
 
 PLACEHOLDERS = ("node_id", "map", "workdir", "prompt_file", "message_file", "attempt")
 INSTRUCTION = "Do the task described on standard input."
 KEPT_LINES = 2000
 KEPT_CHARS = 2000
 """Characters of one line kept (a hard-pause block or a verdict is far shorter; the log file has every byte)."""
+
+
+DEFAULT_PERMISSIONS: Permissions = "edit+shell"
+"""A worker's profile when ``permissions`` is unset: the narrowest that lets it edit its files, run the checks and
+commit."""
+
+PERMISSION_FLAGS: dict[str, dict[str, tuple[str, ...]]] = {
+    # Claude Code: --tools is the set of tools the model is given at all (a call to another is refused as "no such
+    # tool", never asked); --allowedTools pre-approves calls; dontAsk refuses whatever is not pre-approved.
+    # The reviewer also skips the repository's own .claude/settings*.json (hooks, allow rules) and .mcp.json.
+    "claude": {
+        "reviewer": (
+            *("--permission-mode", "dontAsk", "--tools", "Read,Glob,Grep"),
+            *("--setting-sources", "user", "--strict-mcp-config"),
+        ),
+        "edit": (
+            *("--permission-mode", "dontAsk", "--tools", "Read,Glob,Grep,Edit,Write,MultiEdit,NotebookEdit,Bash"),
+            *("--allowedTools", "Read,Glob,Grep,Edit(./**),Bash(git add *),Bash(git commit *)"),
+        ),
+        "edit+shell": (
+            *("--permission-mode", "acceptEdits"),
+            *("--allowedTools", "Bash Edit Write MultiEdit Read Glob Grep"),
+        ),
+        "full": ("--permission-mode", "bypassPermissions"),
+    },
+    # Codex: the sandbox its commands run in (read-only: nothing written, no network; workspace-write: the tree).
+    "codex": {
+        "reviewer": ("--sandbox", "read-only"),
+        "edit": ("--sandbox", "workspace-write"),
+        "edit+shell": ("--sandbox", "workspace-write"),
+        "full": ("--dangerously-bypass-approvals-and-sandbox",),
+    },
+    # Gemini CLI (>= 0.41: --skip-trust, else it refuses to run headless in a folder nobody trusted): without a
+    # person to ask, a tool its approval mode does not approve is refused; default approves no edit and no shell.
+    "gemini": {
+        "reviewer": ("--skip-trust", "--approval-mode", "default"),
+        "edit": (
+            *("--skip-trust", "--approval-mode", "auto_edit"),
+            *("--allowed-tools", "run_shell_command(git add),run_shell_command(git commit)"),
+        ),
+        "edit+shell": ("--skip-trust", "--approval-mode", "auto_edit", "--allowed-tools", "run_shell_command"),
+        "full": ("--skip-trust", "--approval-mode", "yolo"),
+    },
+    # Aider edits the files it is given and commits itself; with --yes-always it still declines shell commands.
+    "aider": {
+        "reviewer": (
+            *("--chat-mode", "ask", "--dry-run", "--no-auto-commits"),
+            *("--no-suggest-shell-commands", "--no-auto-lint", "--no-detect-urls"),
+        ),
+        "edit": ("--no-suggest-shell-commands",),
+        "edit+shell": (),
+        "full": (),
+    },
+}
+"""Each preset's flags per profile: ``reviewer`` (always read-only) and the worker's ``edit`` / ``edit+shell`` /
+``full``. ``command`` and ``scripted`` agents run their own argv: no profile applies (docs/agents.md)."""
+
+READ_ONLY = {
+    "claude": "read-only (Read, Glob, Grep)",
+    "codex": "read-only (sandbox read-only)",
+    "gemini": "read-only (no edits, no shell)",
+    "aider": "read-only (ask mode, dry run)",
+}
+
+
+def profile_key(agent: Agent, role: str) -> str | None:
+    """The key of ``PERMISSION_FLAGS[agent.preset]`` this role runs with; None for an agent with its own argv."""
+    if agent.preset not in PERMISSION_FLAGS:
+        return None
+    return "reviewer" if role == "reviewer" else agent.settings.permissions or DEFAULT_PERMISSIONS
+
+
+def permission_profile(agent: Agent, role: str) -> str:
+    """What ``role`` may do when run by ``agent``, in a few words (for ``plan`` and the TUI)."""
+    key = profile_key(agent, role)
+    if key is None:
+        return "own argv (permissions not applied)"
+    return READ_ONLY[agent.preset] if key == "reviewer" else key
 
 
 def kept(line: str) -> str:
@@ -223,25 +301,26 @@ class Agent:
         s = self.settings
         model = ["--model", s.model] if s.model else []
         resume = ctx.session_id is not None and self.resumable and ctx.message_file is not None
+        key = profile_key(self, ctx.role)
+        profile = list(PERMISSION_FLAGS[self.preset][key]) if key is not None else []
         if self.preset == "claude":
-            argv = ["claude", "-p", "--output-format", "stream-json", "--verbose", *model]
-            argv += ["--permission-mode", "acceptEdits", "--allowedTools", "Bash Edit Write MultiEdit Read Glob Grep"]
+            argv = ["claude", "-p", "--output-format", "stream-json", "--verbose", *model, *profile]
             if resume:
                 argv += ["--resume", str(ctx.session_id)]
             return Invocation([*argv, *s.args], ctx.message_file if resume else ctx.prompt_file, resume)
         if self.preset == "codex":
-            argv = ["codex", "exec", "--json", "--sandbox", "workspace-write", "--skip-git-repo-check", *model, *s.args]
+            argv = ["codex", "exec", "--json", *profile, "--skip-git-repo-check", *model, *s.args]
             if resume:
                 argv += ["resume", str(ctx.session_id)]
             return Invocation([*argv, "-"], ctx.message_file if resume else ctx.prompt_file, resume)
         if self.preset == "gemini":
-            argv = ["gemini", "--output-format", "stream-json", "--yolo", *model, *s.args]
+            argv = ["gemini", "--output-format", "stream-json", *profile, *model, *s.args]
             if resume:
                 argv += ["--resume", str(ctx.session_id)]
             return Invocation([*argv, "--prompt", INSTRUCTION], ctx.message_file if resume else ctx.prompt_file, resume)
         if self.preset == "aider":
-            argv = ["aider", "--yes-always", "--no-pretty", "--no-stream", "--no-check-update", *model, *s.args]
-            argv += ["--message-file", str(ctx.prompt_file), *ctx.files]
+            argv = ["aider", *profile, "--yes-always", "--no-pretty", "--no-stream", "--no-check-update", *model]
+            argv += [*s.args, "--message-file", str(ctx.prompt_file), *ctx.files]
             return Invocation(argv)
         if self.preset == "scripted":
             return Invocation([sys.executable, "-m", "foreman_tui.agents.scripted", *s.args])

@@ -9,10 +9,13 @@ with the streaming API (``message_start`` … ``message_stop``), tool calls incl
 Script (JSON)::
 
     {"workers": {"<node>": [EPISODE, EPISODE, ...]},      # episode n answers the n-th instruction
-     "reviews": {"<node>": ["FLAG — [2] …", "CLEAN"]}}    # one verdict per review conversation
-    EPISODE = [{"bash": "command"} | {"write": {"path": "text"}}, ..., {"say": "final text"}]
+     "reviews": {"<node>": ["FLAG — [2] …", "CLEAN"]}}    # one verdict (or EPISODE) per review conversation
+    EPISODE = [STEP, ..., {"say": "final text"}]
+    STEP = {"bash": "command"} | {"write": {"path": "text"}} | {"tool": "Read", "input": {"file_path": "/abs"}}
 
-``write`` becomes a Bash call writing the file with a here-document (the model's own command, run by the CLI).
+``write`` becomes a Bash call writing the file with a here-document (the model's own command, run by the CLI);
+``tool`` calls any tool by name. A step whose call the CLI refuses still counts as done: the model goes on, as a
+model told "no such tool" would. Each recorded request carries the tool results of its conversation.
 Nothing here knows foreman's internals beyond the text of the prompts it is sent.
 """
 
@@ -39,6 +42,20 @@ def _texts(content: Any) -> list[str]:
 def _instruction(text: str) -> bool:
     stripped = text.strip()
     return bool(stripped) and not stripped.startswith(("<system-reminder>", "<command-", "<local-command"))
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool results in a request's conversation so far: which call, whether the CLI reported an error, its
+    text."""
+    results = []
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                inner = block.get("content")
+                text = inner if isinstance(inner, str) else "\n".join(_texts(inner))
+                results.append({"id": block.get("tool_use_id"), "is_error": bool(block.get("is_error")), "text": text})
+    return results
 
 
 def read_conversation(body: dict[str, Any]) -> tuple[str | None, str | None, int, int, list[str]]:
@@ -107,6 +124,8 @@ class ScriptedModel:
                     "steps": steps,
                     "instructions": instructions,
                     "has_tools": bool(body.get("tools")),
+                    "tools": sorted(str(tool.get("name")) for tool in body.get("tools") or []),
+                    "results": tool_results(body),
                 }
             )
             if self.record is not None:
@@ -120,26 +139,26 @@ class ScriptedModel:
                 key = instructions[0]
                 self._reviews_seen[node].add(key)
                 round_ = len(self._reviews_seen[node])
-            return [{"type": "text", "text": verdicts[min(round_, len(verdicts)) - 1]}], "end_turn"
-        episodes = self.script.get("workers", {}).get(node) or [[{"say": "nothing scripted for this node"}]]
-        plan = episodes[min(episode, len(episodes)) - 1]
+            verdict = verdicts[min(round_, len(verdicts)) - 1]
+            plan = [{"say": verdict}] if isinstance(verdict, str) else verdict
+        else:
+            episodes = self.script.get("workers", {}).get(node) or [[{"say": "nothing scripted for this node"}]]
+            plan = episodes[min(episode, len(episodes)) - 1]
         if steps >= len(plan):
             return [{"type": "text", "text": "Done."}], "end_turn"
-        step = plan[steps]
+        step: dict[str, Any] = plan[steps]
         if "say" in step:
             return [{"type": "text", "text": step["say"]}], "end_turn"
-        if "write" in step:
+        if "tool" in step:
+            name, args = str(step["tool"]), dict(step.get("input", {}))
+        elif "write" in step:
             # One here-document per file, each terminator alone on its line.
-            command = "set -e\n" + "\n".join(_heredoc(path, text) for path, text in step["write"].items())
+            name, args = "Bash", {"command": "set -e\n" + "\n".join(_heredoc(p, t) for p, t in step["write"].items())}
         else:
-            command = step["bash"]
-        call = {
-            "type": "tool_use",
-            "id": f"toolu_{node}_{episode}_{steps}",
-            "name": "Bash",
-            "input": {"command": command, "description": f"step {steps + 1} of episode {episode}"},
-        }
-        return [call], "tool_use"
+            name, args = "Bash", {"command": step["bash"]}
+        if name == "Bash":
+            args["description"] = f"step {steps + 1} of episode {episode}"
+        return [{"type": "tool_use", "id": f"toolu_{node}_{episode}_{steps}", "name": name, "input": args}], "tool_use"
 
 
 def _events(blocks: list[dict[str, Any]], stop: str, model: str) -> list[tuple[str, dict[str, Any]]]:
