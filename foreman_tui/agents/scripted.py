@@ -76,6 +76,12 @@ def work(script: dict[str, Any], base: Path, node_id: str, attempt: int, workdir
         code = "import os, time; os.setsid(); time.sleep(300)"
         daemon = subprocess.Popen([sys.executable, "-c", code, "foreman-scripted-daemon"], stdin=subprocess.DEVNULL)
         print(f"started a dev server (pid {daemon.pid})", flush=True)
+    if step.get("try_write"):  # an agent reaching outside its tree: say whether it could
+        try:
+            Path(step["try_write"]).write_text("written by a worker\n", encoding="utf-8")
+            print(f"wrote {step['try_write']}", flush=True)
+        except OSError as exc:
+            print(f"could not write {step['try_write']}: {exc.strerror}", flush=True)
     if step.get("pause"):
         print(step["pause"], flush=True)
         return int(step.get("exit", 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,16 +26,23 @@ class CheckOutcome:
 
 
 async def run_check(
-    cmd: str, cwd: Path, env: Mapping[str, str], timeout: float, log_path: Path, mark: str | None = None
+    cmd: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    log_path: Path,
+    mark: str | None = None,
+    prefix: Sequence[str] = (),
 ) -> CheckOutcome:
-    """Run one check command; ``mark`` tags it and everything it starts (``reaper.py``)."""
+    """Run one check command; ``mark`` tags it and everything it starts (``reaper.py``); ``prefix`` goes before
+    its argv (a sandbox)."""
     try:
         argv = shlex.split(cmd)
     except ValueError as exc:
         return CheckOutcome("fail", 0.0, None, "", f"cannot parse the command: {exc}")
     if not argv:
         return CheckOutcome("fail", 0.0, None, "", "empty command")
-    child = ChildProcess(argv, cwd, env, log_path, tail_lines=TAIL_LINES, mark=mark)
+    child = ChildProcess([*prefix, *argv], cwd, env, log_path, tail_lines=TAIL_LINES, mark=mark)
     try:
         await child.start()
     except OSError as exc:

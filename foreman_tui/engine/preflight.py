@@ -1,5 +1,6 @@
 """What a run refuses before it starts anything (exit 2, nothing written): a map git does not have, a worker
-or reviewer program that cannot be found. Each refusal says what is wrong and the lines that fix it."""
+or reviewer program that cannot be found, a sandbox asked for where bubblewrap does not work. Each refusal says
+what is wrong and the lines that fix it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..config import Settings
 from ..map.errors import UsageError
 from .environment import ProjectPython
 from .gitrepo import Repo
+from .sandbox import sandbox_problem
 
 ALTERNATIVES = '"claude", "codex", "gemini", "aider", or "command" with argv = ["your-agent", "{prompt_file}"]'
 
@@ -46,3 +48,16 @@ def preflight(repo: Repo, map_path: Path, settings: Settings, python: ProjectPyt
             f"Install it, or choose another {role} in foreman.toml:\n"
             f"    [{role}]\n    preset = ...   # {ALTERNATIVES}"
         )
+    sandboxed = [
+        section
+        for section, chosen in (
+            ("checks", settings.checks.sandbox),
+            ("worker", settings.worker.sandbox),
+            ("reviewer", settings.reviewer.sandbox),
+        )
+        if chosen == "bwrap"
+    ]
+    problem = sandbox_problem() if sandboxed else None
+    if problem is not None:
+        asked = " and ".join(f'[{section}] sandbox = "bwrap"' for section in sandboxed)
+        raise PreflightError(f"{asked} in foreman.toml, but {problem}")

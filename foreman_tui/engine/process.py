@@ -4,7 +4,7 @@ Each child starts in its own session (so it and everything it spawns form one pr
 from a file or /dev/null, never the terminal. Given a ``mark``, its environment also carries
 ``FOREMAN_PROCESS_MARK=<mark>``, inherited by every descendant, so one that leaves the group (``setsid``)
 is still found and stopped (``reaper.py``). What cannot be found: a descendant that left the group *and*
-scrubbed its environment (``env -i``, a sandbox), or whose environment we may not read (set-uid, another
+scrubbed its environment (``env -i``, a sandbox that clears it), or whose environment we may not read (set-uid, another
 user, another pid namespace); it outlives the worker.
 
 Output: stdout and stderr are read in 64 KiB chunks straight from the pipes (agent JSON lines exceed

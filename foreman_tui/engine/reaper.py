@@ -6,9 +6,10 @@ leaves that group; it is found instead by its *mark*: the worker's environment c
 ``FOREMAN_PROCESS_MARK=<mark>``, every descendant inherits it, and ``/proc/<pid>/environ`` shows it
 (the environment a process was started with, whatever it changed since).
 
-What cannot be found this way: a descendant started with a scrubbed environment (``env -i``, a sandbox or
-a daemon manager that clears it), one whose environ we may not read (another user, a set-uid program), and
-one in another pid namespace. Such a process outlives the worker unless it is also still in its group.
+What cannot be found this way: a descendant started with a scrubbed environment (``env -i``, a sandbox that
+clears it, a daemon manager that clears it), one whose environ we may not read (another user, a set-uid
+program), and one in another pid namespace that is not ours to see (foreman's bubblewrap keeps the mark, and its
+processes are seen from outside). Such a process outlives the worker unless it is also still in its group.
 
 Linux only (``/proc``); elsewhere no marked process is ever found. foreman's own pid is never a target.
 Stopping is SIGTERM, a grace period, then SIGKILL. The waiting loop is written once (``clearing``) and
