@@ -21,10 +21,12 @@ import json
 import time
 from pathlib import Path
 
+from ..map.files import read_inside
 from .context import RunContext
 from .events import FeedbackRouted
 from .feedback import FeedbackNote, Route, parse_feedback_file, route_notes
 from .pauses import FEEDBACK_ON_VERIFIED, Option, Pause
+from .project import feedback_names
 from .runstate import FeedbackMiss
 
 
@@ -36,16 +38,18 @@ def _digest(name: str, note: FeedbackNote) -> str:
 class FeedbackIntake(RunContext):
     def _feedback_files(self) -> list[Path]:
         folder = self.map_path.parent
-        names = [f"{self.map_path.stem}.feedback.md", f"{self.map_path.name}.feedback.md", ".feedback.md"]
-        return [folder / name for name in dict.fromkeys(names) if (folder / name).is_file()]
+        return [folder / name for name in feedback_names(self.map_path) if (folder / name).is_file()]
 
     async def _take_feedback(self) -> None:
+        folder = self.map_path.parent
         for path in self._feedback_files():
             try:
                 mtime = path.stat().st_mtime_ns
                 if self._feedback_read.get(path) == mtime:
                     continue  # kept for its unrouted notes and unchanged since
-                text = await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
+                # A link leading out of the project (LeavesRoot, an OSError) is never read: its target's text
+                # would go into workers' tasks. Validation refuses one that is there when the run starts.
+                text = await asyncio.to_thread(read_inside, path, folder, "replace")
             except OSError:
                 continue
             self._route_file(path, text)

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..map.errors import UsageError
+from ..map.files import LeavesRoot, inside
 from ..map.store import FOREMAN_DIR
 from .events import read_events
 from .project import Project
@@ -376,6 +378,10 @@ def write_report(project: Project, fmt: str, output: Path | None, change_log: bo
         text = to_html(text, f"foreman report — {project.doc.model.meta.title}")
     if change_log:
         target = project.doc.project_dir / "docs" / "change_log.md"
+        try:
+            inside(target, project.doc.project_dir)  # the map's project is someone's: never write through a link out
+        except LeavesRoot as exc:
+            raise UsageError(f"not writing the change log: {exc}") from None
         existing = target.read_text(encoding="utf-8") if target.exists() else "# Change log\n"
         entries = ledger.change_log_entries(existing)
         if entries:

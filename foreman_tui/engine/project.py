@@ -8,11 +8,74 @@ from pathlib import Path
 
 from ..config import Settings, load_settings
 from ..map._gc import gc_paused
-from ..map.errors import Problem
-from ..map.files import OwnedFiles, infer_owned_files
+from ..map.errors import MapError, Problem
+from ..map.files import LinksOut, OwnedFiles, infer_owned_files, safe_name
 from ..map.load import DEFAULT_MAP_NAME, MapDocument, load_map
 from ..map.model import VerifyItem
 from .graph import FlowGraph, build_graph
+
+CHECKPOINT_DIR = "_checkpoints"
+
+
+def checkpoint_path(node_id: str) -> str:
+    """Where a node's worker saves its checkpoint, project-relative."""
+    return f"{CHECKPOINT_DIR}/{node_id}.json"
+
+
+def feedback_names(map_path: Path) -> list[str]:
+    """The feedback files a run takes in, beside the map: ``<stem>.feedback.md``, ``<name>.feedback.md`` and
+    ``.feedback.md``."""
+    return list(dict.fromkeys([f"{map_path.stem}.feedback.md", f"{map_path.name}.feedback.md", ".feedback.md"]))
+
+
+def _links_out(doc: MapDocument, owned: dict[str, OwnedFiles], change_log: bool) -> list[Problem]:
+    """The paths foreman reads into a prompt or writes that lead outside the project through a symbolic link (at
+    their end or on their way): each node's owned files, where its checkpoint goes, the feedback files (and the
+    change log when ``foreman.toml`` has foreman write one). A repository can commit such a link; a worker would
+    write through it and foreman would paste its target into the reviewer's prompt."""
+    if doc.path is None:
+        return []
+    links = LinksOut(doc.project_dir)
+    problems = []
+    named: set[str] = set()  # each link once: a folder on many paths' way is one problem
+
+    def look(where: str, what: str, rel: str, fix: str) -> None:
+        found = links.of(rel)
+        if found is not None and found[0] not in named:
+            link, target = found
+            named.add(link)
+            way = "" if link == rel else f" through {link}"
+            problems.append(
+                Problem(where, f"{what} {rel} leads outside the project{way}: a symbolic link to {target}", fix)
+            )
+
+    replace = "replace the link with the file (or folder) itself, or with a link that stays inside the project"
+    for node, files in owned.items():
+        for rel in files.files:
+            look(f"contents.{node}", f"owned file (from {files.describe()})", rel, replace)
+        look(f"contents.{node}", "the node's checkpoint", checkpoint_path(node), replace)
+    for name in feedback_names(doc.path):
+        look("(feedback file)", "the feedback file", name, "remove the link; foreman reads the notes in it")
+    if change_log:
+        look("foreman.toml change_log", "the change log", "docs/change_log.md", replace)
+    return problems
+
+
+def _path_like_regions(doc: MapDocument) -> list[Problem]:
+    """Warnings for region ids (labels, when there is none) shaped like a path: foreman names their logs and
+    decisions after a safe form of them, never the text itself."""
+    warnings = []
+    for i, region in enumerate(doc.model.graph.regions):
+        key, field_ = (region.id, "id") if region.id is not None else (region.label, "label")
+        if any(c in key for c in "/\\\0") or key.startswith("."):
+            warnings.append(
+                Problem(
+                    f"graph.regions[{i}].{field_}",
+                    f"'{key}' looks like a path; foreman names the region's logs region_{safe_name(key)}",
+                    "use letters, digits, _ and - in region ids",
+                )
+            )
+    return warnings
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +123,10 @@ class Project:
             graph = build_graph(doc.model)
             overrides = settings.file_overrides()
             owned = {n: infer_owned_files(doc.content(n), overrides.get(n)) for n in graph.process_order}
-            return cls(doc, settings, graph, owned, [*doc.warnings, *graph.warnings])
+            problems = _links_out(doc, owned, settings.change_log)
+            if problems:
+                raise MapError(doc.source, problems)
+            return cls(doc, settings, graph, owned, [*doc.warnings, *graph.warnings, *_path_like_regions(doc)])
 
     @property
     def files(self) -> dict[str, tuple[str, ...]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .project import CheckRef, Project
-from .reports import checkpoint_path
+from ..map.files import NOT_READ, LeavesRoot, read_inside
+from .project import CheckRef, Project, checkpoint_path
 
 MAX_FILE_CHARS = 60_000
 
@@ -84,8 +84,8 @@ def worker_prompt(project: Project, node_id: str, tree: Path, python: str = "") 
         "## Upstream checkpoints (your input)",
     ]
     for up in upstream:
-        path = tree / checkpoint_path(up)
-        text = path.read_text(encoding="utf-8")[:4000] if path.exists() else "(missing)"
+        text, why = _read(tree, checkpoint_path(up))
+        text = why if text is None else text[:4000]
         parts += [f"### {checkpoint_path(up)}", "```json", text.rstrip(), "```"]
     if not upstream:
         parts.append("- (none: this node starts from the map's test instance)")
@@ -108,14 +108,24 @@ def fix_message(reason: str, details: str, history: list[str]) -> str:
     return "\n".join(parts)
 
 
+def _read(tree: Path, rel: str) -> tuple[str | None, str]:
+    """A file of the node's tree for a prompt: (its text, "") or (None, why not: "(missing)" or NOT_READ for a
+    symbolic link leading out of the tree, which is never opened)."""
+    try:
+        return read_inside(tree / rel, tree, errors="replace"), ""
+    except LeavesRoot:
+        return None, NOT_READ
+    except OSError:  # missing, a folder, unreadable
+        return None, "(missing)"
+
+
 def code_files_text(tree: Path, files: list[str], outside: list[str]) -> str:
     chunks = []
     for rel in files + outside:
-        path = tree / rel
-        if not path.is_file():
-            chunks.append(f"### {rel}\n(missing)")
+        text, why = _read(tree, rel)
+        if text is None:
+            chunks.append(f"### {rel}\n{why}")
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
         if len(text) > MAX_FILE_CHARS:
             text = text[:MAX_FILE_CHARS] + "\n… (cut)"
         chunks.append(f"### {rel}\n```\n{text.rstrip()}\n```")
@@ -145,7 +155,11 @@ def checkpoint_problem(tree: Path, node_id: str) -> str | None:
     if not path.is_file():
         return f"{checkpoint_path(node_id)} is missing"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_inside(path, tree))
+    except LeavesRoot:
+        return f"{checkpoint_path(node_id)} is a symbolic link leading outside the project (not read)"
+    except OSError as exc:
+        return f"{checkpoint_path(node_id)} cannot be read: {exc.strerror or exc}"
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return f"{checkpoint_path(node_id)} is not valid JSON: {exc}"
     if not isinstance(data, dict):

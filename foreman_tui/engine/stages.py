@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from .checks import check_event, run_check
+from ..map.files import owner_name
+from .checks import check_event
 from .context import RunContext
 from .events import (
     BenchmarkRan,
@@ -24,7 +25,6 @@ class Stages(RunContext):
     async def _run_checks(self, owner: str, level: str, checks: list[CheckRef]) -> list[str]:
         """Run stage checks in the main tree; returns the failed check names."""
         failed = []
-        env = self._env()
         results: dict[str, dict[str, list[bool | None]]] = {}
         for check in checks:
             name = f"{check.owner} {check.phase}[{check.index}]"
@@ -36,12 +36,12 @@ class Stages(RunContext):
                 )
                 continue
             log = (
-                self.home / "logs" / owner.replace(":", "_") / f"{level}-{check.owner.replace(':', '_')}-"
-                f"{check.phase}{check.index}.log"
+                self.home
+                / "logs"
+                / owner_name(owner)
+                / f"{level}-{owner_name(check.owner)}-{check.phase}{check.index}.log"
             )
-            outcome = await run_check(
-                check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log, self._mark(owner)
-            )
+            outcome = await self._run_cmd(check.item.cmd or "", self.project_dir, log, owner)
             self.emit(check_event(owner, level, name, check, outcome))
             if outcome.status == "fail":
                 failed.append(name)
@@ -183,7 +183,6 @@ class Stages(RunContext):
         """Walk the checkpoint chain in order: each node's checkpoint (present, JSON, its own, with output)
         and its pre/post conditions that have commands, in the integrated tree. The first node whose
         checkpoint or condition does not hold is the suspect."""
-        env = self._env()
         findings: list[str] = []
         suspect = None
         for node in chain:
@@ -196,15 +195,9 @@ class Stages(RunContext):
             for check in self.project.node_checks(node):
                 if check.phase == "core" or not check.runnable:
                     continue
-                log = (
-                    self.home
-                    / "logs"
-                    / "diagnosis"
-                    / f"{stage.replace(':', '_')}-{node}-{check.phase}{check.index}.log"
-                )
-                outcome = await run_check(
-                    check.item.cmd or "", self.project_dir, env, self.settings.check_timeout, log, self._mark(stage)
-                )
+                name = f"{owner_name(stage)}-{node}-{check.phase}{check.index}.log"
+                log = self.home / "logs" / "diagnosis" / name
+                outcome = await self._run_cmd(check.item.cmd or "", self.project_dir, log, stage)
                 if outcome.status == "fail":
                     broken = f"{node}: {check.phase}[{check.index}] ({check.item.desc}) does not hold: {outcome.reason}"
                     break
@@ -221,9 +214,7 @@ class Stages(RunContext):
         if bench is None or not bench.cmd:
             return True
         log = self.home / "logs" / "end" / "benchmark.log"
-        outcome = await run_check(
-            bench.cmd, self.project_dir, self._env(), self.settings.check_timeout, log, self._mark("end")
-        )
+        outcome = await self._run_cmd(bench.cmd, self.project_dir, log, "end")
         value = _last_number(outcome.output_tail)
         passed = outcome.status == "pass"
         if passed and bench.known_optimal is not None:

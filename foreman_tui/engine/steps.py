@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .checks import check_event, run_check
+from ..map.files import read_inside
+from .checks import check_event
 from .context import FailedStart
 from .events import (
     AttemptFailed,
@@ -41,7 +42,7 @@ from .pauses import (
     WORKER_TIMED_OUT,
     engine_options,
 )
-from .project import CheckRef
+from .project import CheckRef, checkpoint_path
 from .prompts import checkpoint_problem, worker_prompt
 from .stages import Stages
 from .workspace import finish
@@ -168,7 +169,7 @@ class NodeSteps(Handover, Stages):
     def _checkpoint_value(self, tree: Path, node: str, check: CheckRef) -> bool | None:
         """A worker may self-report checks without a command in its checkpoint: {"verify": {"core": [...]}}."""
         try:
-            data = json.loads((tree / "_checkpoints" / f"{node}.json").read_text(encoding="utf-8"))
+            data = json.loads(read_inside(tree / checkpoint_path(node), tree))  # a link out: OSError, not read
             value = data.get("verify", {}).get(check.phase, [])[check.index]
         except (OSError, ValueError, AttributeError, IndexError, TypeError):
             return None
@@ -185,7 +186,6 @@ class NodeSteps(Handover, Stages):
             phase: [None] * len(getattr(verify, phase) if verify else []) for phase in ("pre", "core", "post")
         }
         failures: list[tuple[str, str, str]] = []  # (key, description, evidence)
-        env = self._env()
         for check in self.project.node_checks(node):
             if check.level != "L1":
                 continue
@@ -208,9 +208,7 @@ class NodeSteps(Handover, Stages):
                 )
                 continue
             log = self.home / "logs" / node / f"check-{nr.attempt}-{check.phase}{check.index}.log"
-            outcome = await run_check(
-                check.item.cmd or "", tree, env, self.settings.check_timeout, log, self._mark(node)
-            )
+            outcome = await self._run_cmd(check.item.cmd or "", tree, log, node)
             results[check.phase][check.index] = outcome.status == "pass"
             self.emit(check_event(node, "L1", key, check, outcome, nr.attempt))
             if outcome.status == "fail":

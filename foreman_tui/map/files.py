@@ -1,4 +1,6 @@
-"""Which files a process node owns, and where that list came from.
+"""Which files a process node owns, and where that list came from; and the two guards that keep paths from map
+content inside the project: ``safe_name`` (a file name made from free text) and ``read_inside`` (a read that
+never follows a symbolic link out of its folder).
 
 In order of precedence: a ``foreman.toml`` override; ``contents.<id>.code.files``; a declaration in the
 implementation/how text (``**关联文件**：`a.py``` or a ``Files:`` line); backticked source paths in that
@@ -9,11 +11,14 @@ an explicit path that is absolute or leaves the project is an error, an inferred
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import posixpath
 import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import Problem
 from .model import NodeContent
@@ -166,3 +171,89 @@ def infer_owned_files(content: NodeContent | None, override: list[str] | None = 
         if from_checks:
             return OwnedFiles(from_checks, "verify", "files named by check commands")
     return NO_FILES
+
+
+# ------------------------------------------------------------------------------- paths that stay inside
+
+NAME_BYTES = 80
+"""UTF-8 bytes of a name kept from its text (a hash suffix and foreman's own prefixes stay far below the 255 a
+file name may have)."""
+
+NOT_READ = "(not read: a symbolic link leading outside the project)"
+"""What a prompt says in place of a file that leads outside the project."""
+
+
+@functools.lru_cache(maxsize=4096)
+def safe_name(text: str) -> str:
+    """``text`` as one file-name component: letters (CJK too), digits and ``._-`` stay, anything else (``/``,
+    ``\\``, NUL, spaces, ``:``) becomes ``_``; never empty, never hidden (no leading dot), never ``.`` or ``..``, at
+    most NAME_BYTES bytes before its suffix. When anything changed, a short hash of ``text`` follows, so two texts
+    never share a name: ``prepare`` stays ``prepare``, ``../../tmp/x`` becomes ``_._.._tmp_x-7a65a130``."""
+    kept = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+    if kept.startswith("."):
+        kept = "_" + kept[1:]
+    cut = kept.encode("utf-8")[:NAME_BYTES].decode("utf-8", errors="ignore")
+    if cut == text and text:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:8]
+    return f"{cut}-{digest}" if cut else digest
+
+
+def owner_name(owner: str) -> str:
+    """The file name of what a log or a decision belongs to: a node id as it is, ``region:<key>`` as
+    ``region_<safe key>`` (``decision:<id>`` as ``decision_<id>``, ``end`` as ``end``)."""
+    kind, colon, rest = owner.partition(":")
+    return f"{safe_name(kind)}_{safe_name(rest)}" if colon else safe_name(owner)
+
+
+class LeavesRoot(OSError):
+    """A path that really (symbolic links followed) lies outside the folder it is read from."""
+
+
+def within(real: str, real_root: str) -> bool:
+    """Whether the real path ``real`` is ``real_root`` or lies below it."""
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def inside(path: Path, root: Path) -> Path:
+    """Where ``path`` really is, when that is inside ``root`` (symbolic links followed on both); raises
+    ``LeavesRoot`` otherwise."""
+    real = os.path.realpath(path)
+    if not within(real, os.path.realpath(root)):
+        raise LeavesRoot(f"{path} is a symbolic link leading outside {root} (to {real})")
+    return Path(real)
+
+
+def read_inside(path: Path, root: Path, errors: str = "strict") -> str:
+    """The text of ``path``, read only when it really lies inside ``root``: a symbolic link out of it (at the
+    file or on its way) raises ``LeavesRoot`` and is never opened; a missing file raises ``FileNotFoundError``."""
+    return inside(path, root).read_text(encoding="utf-8", errors=errors)
+
+
+class LinksOut:
+    """Which project-relative paths lead outside ``root`` through a symbolic link, at their end or on their way.
+    One ``lstat`` per distinct part of the way: a link is resolved only when there is one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._real_root = os.path.realpath(root)
+        self._seen: dict[str, tuple[str, str] | None] = {}
+
+    def of(self, rel: str) -> tuple[str, str] | None:
+        """(the link, where it really leads) when ``rel`` leaves the root through a link; else None."""
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            way = "/".join(parts[:i])
+            if way not in self._seen:
+                self._seen[way] = self._leaves(way)
+            found = self._seen[way]
+            if found is not None:
+                return found
+        return None
+
+    def _leaves(self, way: str) -> tuple[str, str] | None:
+        path = os.path.join(self.root, way)
+        if not os.path.islink(path):
+            return None
+        real = os.path.realpath(path)
+        return None if within(real, self._real_root) else (way, real)

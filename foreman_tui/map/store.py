@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import MapError, Problem, format_path
+from .errors import MapError, Problem, UsageError, format_path
+from .files import within
 from .model import PHASES, STATUSES, NodeState
 
 FOREMAN_DIR = ".foreman"
@@ -31,9 +32,45 @@ class StateConflict(RuntimeError):
     """The map kept changing under a write; nothing was written."""
 
 
+_SAFE_HOMES: set[str] = set()
+"""Foreman folders this process found free of links out (``check_home``): it looks once per folder."""
+
+_TREES = frozenset({"worktrees", "reviews"})
+"""Folders of ``.foreman`` holding checkouts of the repository: their links are the project's, not foreman's."""
+
+
+def check_home(folder: Path) -> None:
+    """Refuse a foreman folder that would make foreman write outside the project: ``.foreman`` being a symbolic
+    link leading out of the project, or a link in it (``.foreman/logs``…) leading out of it — a repository can
+    commit either. The checkouts in ``worktrees/`` and ``reviews/`` are the project's and not looked into.
+    Raises ``UsageError``."""
+    if str(folder) in _SAFE_HOMES:
+        return
+    real = os.path.realpath(folder)
+    if os.path.islink(folder) and not within(real, os.path.realpath(folder.parent)):
+        raise UsageError(
+            f"{folder} is a symbolic link to {real}, outside the project: foreman keeps its logs, prompts and "
+            f"state there and would write outside the project; remove the link (a repository must not commit "
+            f"{FOREMAN_DIR}) and run again"
+        )
+    for where, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            path = os.path.join(where, name)
+            if os.path.islink(path) and not within(os.path.realpath(path), real):
+                raise UsageError(
+                    f"{path} is a symbolic link to {os.path.realpath(path)}, outside {folder}: foreman writes "
+                    "there and would write outside the project; remove the link and run again"
+                )
+        if os.path.dirname(where) == str(folder) and os.path.basename(where) in _TREES:
+            dirs[:] = []
+    _SAFE_HOMES.add(str(folder))
+
+
 def foreman_dir(project_dir: Path) -> Path:
-    """``.foreman/`` in the project, created with a ``.gitignore`` that ignores all of it."""
+    """``.foreman/`` in the project, created with a ``.gitignore`` that ignores all of it. Raises ``UsageError``
+    when it, or a link in it, leads outside (``check_home``)."""
     folder = project_dir / FOREMAN_DIR
+    check_home(folder)
     folder.mkdir(exist_ok=True)
     ignore = folder / ".gitignore"
     if not ignore.exists():
