@@ -289,6 +289,20 @@ class Repo:
             with contextlib.suppress(git.GitCommandError):
                 self.repo.git.branch("-D", BRANCH_PREFIX + node_id)
 
+    def add_snapshot(self, path: Path, commit: str) -> None:
+        """A detached worktree of ``commit`` at ``path`` (made again if a kill left one half made)."""
+        self.remove_snapshot(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.repo.git.worktree("add", "--detach", str(path), commit)
+
+    def remove_snapshot(self, path: Path) -> None:
+        if path.exists():
+            with contextlib.suppress(git.GitCommandError):
+                self.repo.git.worktree("remove", "--force", str(path))
+            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(git.GitCommandError):
+            self.repo.git.worktree("prune")
+
     # -------------------------------------------------------------------------------- main-tree writes
 
     def merge(self, node_id: str) -> MergeOutcome:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
+from typing import Any
 
 from .context import FailedStart, RunContext
 from .events import (
@@ -19,6 +21,7 @@ from .prompts import (
     parse_verdict,
     review_prompt,
 )
+from .workspace import finish
 
 TEST_PATH = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[a-z]+$)")
 """Test files a node may always touch besides its owned files."""
@@ -44,6 +47,23 @@ class Reviews(RunContext):
                     outside.append(local)
         return owned, outside
 
+    async def _run_reviewer(self, node: str, round_: int, prompt: Path, log: Path) -> tuple[Any, Any]:
+        """The reviewer in a throwaway checkout of the node's commit (it only reads, and even so it cannot
+        change the node's tree), removed when it is done."""
+        head = self.state.node(node).head
+        if head is None:  # nothing committed to look at: the node's tree, read-only flags still apply
+            return await self._run_agent(
+                node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout
+            )
+        root = await finish(self.ws.add_review_tree, node, head)
+        try:
+            workdir = root / self._rel_project()
+            return await self._run_agent(
+                node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout, workdir
+            )
+        finally:
+            await finish(self.ws.remove_review_tree, node)
+
     async def _review(self, node: str) -> None:
         """Run the reviewer: CLEAN → merging; FLAG → a fix task (running); no verdict, too many rounds, a FLAG
         on item 1, a reviewer that cannot start → paused."""
@@ -64,9 +84,7 @@ class Reviews(RunContext):
                 review_prompt(node, content.how_text if content else "", code),
             )
             log = self.home / "logs" / node / f"review-{round_}.log"
-            result, report = await self._run_agent(
-                node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout
-            )
+            result, report = await self._run_reviewer(node, round_, prompt, log)
             if isinstance(result, FailedStart):  # like a worker that could not start: said, never "no verdict"
                 reason = f"the reviewer could not start: {result.message}"
                 self.emit(AttemptFailed(node=node, attempt=round_, reason=reason, role="reviewer"))

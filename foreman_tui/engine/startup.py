@@ -31,6 +31,8 @@ class Startup(Handover):
         for pid, mark in stop_leftovers(self.marks, keep=kept).items():  # checks, escaped descendants too
             owner: str | None = mark.removeprefix(self.marks).split(":")[1] if mark.count(":") >= 4 else None
             self.emit(OrphanStopped(node=owner, pid=pid, reason=f"started by a run that died ({mark})"))
+        for node in self.ws.remove_review_trees():  # its reviewer was stopped above; it reviews again
+            self.emit(NodeRecovered(node=node, was="reviewing", now="clean", reason="removed a review checkout"))
         for stale in self.project_dir.glob(f".{self.map_path.name}.*.tmp"):
             stale.unlink(missing_ok=True)  # a write cut short by a kill: the map itself was never touched
         if not self._taken_over and drop_index_lock(self.repo):

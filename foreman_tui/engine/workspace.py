@@ -83,6 +83,28 @@ class Workspace:
         with self.lock:
             self.repo.remove_worktree(node, self.tree_root(node))
 
+    def review_root(self, node: str) -> Path:
+        return self.home / "reviews" / node
+
+    def add_review_tree(self, node: str, commit: str) -> Path:
+        """A throwaway checkout of the node's commit for its reviewer: whatever the reviewer does there, the node's
+        own tree is not touched. Returns its root."""
+        with self.lock:
+            self.repo.add_snapshot(self.review_root(node), commit)
+            return self.review_root(node)
+
+    def remove_review_tree(self, node: str) -> None:
+        with self.lock:
+            self.repo.remove_snapshot(self.review_root(node))
+
+    def remove_review_trees(self) -> list[str]:
+        """Every review checkout a killed run left behind; returns their nodes."""
+        folder = self.home / "reviews"
+        left = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        for node in left:
+            self.remove_review_tree(node)
+        return left
+
     def tree_left(self, node: str) -> bool:
         """Whether the node's worktree or branch is still there."""
         return self.tree_root(node).exists() or self.repo.branch_head(BRANCH_PREFIX + node) is not None
