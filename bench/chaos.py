@@ -38,6 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from foreman_tui.demo import create_demo
+from foreman_tui.engine.project import Project
+from foreman_tui.engine.trust import approve_project
 
 SIGNALS: dict[str, signal.Signals] = {
     "SIGKILL": signal.SIGKILL,
@@ -199,6 +201,9 @@ def make_demo(folder: Path, rng: random.Random, timing: Timing) -> Path:
         encoding="utf-8",
     )
     _git(map_path.parent, "commit", "-qam", "chaos: slowed down")
+    # The harness wrote these commands itself: approved as `foreman trust --yes` would (in the state folder the
+    # harness runs foreman with, see main()).
+    approve_project(Project.load(map_path), who="chaos harness")
     return map_path
 
 
@@ -1080,6 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
         base = args.keep.resolve()
     else:
         base = Path(tempfile.mkdtemp(prefix="foreman-chaos-"))
+    os.environ["XDG_STATE_HOME"] = str(base / "state")  # the approvals of throwaway demos stay with them
     _isolate_git(base)
     started = time.monotonic()
     results = []

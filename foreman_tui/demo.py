@@ -59,4 +59,10 @@ def create_demo(target: Path | None = None, with_pause: bool = False) -> Path:
     _git(repo, "config", "user.email", "demo@foreman.invalid")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "k-means demo: the map, the data and the planner's tests")
-    return repo / "algorithm-map.json"
+    map_path = repo / "algorithm-map.json"
+    # foreman wrote this project itself, from its own package: its commands are trusted without asking.
+    from .engine.project import Project
+    from .engine.trust import approve_project
+
+    approve_project(Project.load(map_path), who="foreman demo")
+    return map_path

@@ -18,6 +18,8 @@ _GIT_CONFIG = Path(tempfile.mkdtemp(prefix="foreman-tests-git-")) / "gitconfig"
 _GIT_CONFIG.write_text("[init]\n\tdefaultBranch = main\n")
 os.environ["GIT_CONFIG_GLOBAL"] = str(_GIT_CONFIG)
 os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+# Approvals of map commands (`foreman trust`) go to a state folder of the tests' own, never the person's.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="foreman-tests-state-")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = REPO.parent / "shared" / "reference"

@@ -13,6 +13,9 @@ from typing import Any
 
 from foreman_tui.demo import create_demo
 from foreman_tui.engine.events import read_events
+from foreman_tui.engine.project import Project
+from foreman_tui.engine.trust import approve_project
+from foreman_tui.map.store import atomic_write
 
 from .conftest import REPO, run_cli
 
@@ -47,7 +50,25 @@ def demo_repo(
     toml = map_path.parent / "foreman.toml"
     toml.write_text(settings + toml.read_text())
     subprocess.run(["git", "commit", "-qam", "test settings"], cwd=map_path.parent, check=True)
+    return trust_map(map_path)
+
+
+def trust_map(map_path: Path) -> Path:
+    """Approve everything the map and its foreman.toml would run (``foreman trust MAP --yes``), in the tests'
+    own state folder; returns the map's path."""
+    approve_project(Project.load(map_path), who="tests")
     return map_path
+
+
+def add_check(map_path: Path, node: str, cmd: str, commit: bool = True) -> str:
+    """Append a check to ``node``'s core items; returns its JSON path."""
+    doc = json.loads(map_path.read_text(encoding="utf-8"))
+    core = doc["contents"][node]["verify"]["core"]
+    core.append({"desc": "a check someone added", "cmd": cmd})
+    atomic_write(map_path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    if commit:
+        subprocess.run(["git", "commit", "-qam", "edit a check"], cwd=map_path.parent, check=True)
+    return f"contents.{node}.verify.core[{len(core) - 1}].cmd"
 
 
 def init_repo(folder: Path, message: str | None = None) -> Path:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .engine_support import init_repo
+from .engine_support import init_repo, trust_map
 
 HOSTILE = [
     "\x1b[38;5;" + "9" * 5000 + "m",  # Rich's int() of a 5000-digit parameter raises
@@ -79,4 +79,4 @@ def command_project(root: Path, script: str, *, nodes: int = 1, settings: str = 
         f'[reviewer]\npreset = "command"\nargv = {json.dumps(reviewer)}\n'
     )
     init_repo(repo, "output test")
-    return repo / "algorithm-map.json"
+    return trust_map(repo / "algorithm-map.json")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .engine_support import demo_repo, events, foreman, kinds, map_state
+from .engine_support import demo_repo, events, foreman, kinds, map_state, trust_map
 
 AGENT = r"""
 import json, os, subprocess, sys
@@ -75,7 +75,7 @@ def test_a_command_agent_gets_the_documented_environment_placeholders_and_stdin(
         ["commit", "-qm", "map"],
     ):
         subprocess.run(["git", *args], cwd=repo, check=True)
-    result = foreman("run", str(repo / "algorithm-map.json"), "--headless")
+    result = foreman("run", str(trust_map(repo / "algorithm-map.json")), "--headless")
     assert result.returncode == 0, result.stdout + result.stderr
     worker, reviewer = [json.loads(line) for line in record.read_text().splitlines()]
     tree = str(repo / ".foreman" / "worktrees" / "add_numbers")
@@ -111,7 +111,7 @@ def test_a_node_the_map_calls_implemented_goes_straight_to_checks_and_review(tmp
     map_path.write_text(json.dumps(doc, indent=2) + "\n")
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-qm", "01 done by hand"], cwd=root, check=True)
-    result = foreman("run", str(map_path), "--headless")
+    result = foreman("run", str(trust_map(map_path)), "--headless")
     assert result.returncode == 0, result.stdout + result.stderr
     evs = events(map_path)
     assert not [e for e in kinds(evs, "WorkerStarted", "01_load_points") if e["detail"]["role"] == "worker"]
@@ -162,7 +162,7 @@ def test_an_agent_that_cannot_start_pauses_the_node_with_the_reason(tmp_path: Pa
     )
     subprocess.run(["git", "add", "-A"], cwd=map_path.parent, check=True)
     subprocess.run(["git", "commit", "-qm", "an agent that cannot start"], cwd=map_path.parent, check=True)
-    result = foreman("run", str(map_path), "--headless")
+    result = foreman("run", str(trust_map(map_path)), "--headless")
     assert result.returncode == 3, result.stdout + result.stderr
     pauses = kinds(events(map_path), "NodePaused")
     assert {p["node"] for p in pauses} == {"01_load_points", "02_vector_math"}

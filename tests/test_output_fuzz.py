@@ -38,6 +38,7 @@ from foreman_tui.tui.detail import DetailScreen
 from foreman_tui.tui.main_screen import MainScreen
 from foreman_tui.tui.widgets import AnsiLog, GrowingLog, NodeTable, PausePanel
 
+from .engine_support import trust_map
 from .output_support import HOSTILE, command_project, frame_of, unsafe_in_frame
 from .tui_support import SIZE, make_app
 
@@ -132,7 +133,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppInThread]:
     import subprocess
 
     subprocess.run(["git", "commit", "-qam", "a check"], cwd=map_path.parent, check=True)
-    app = make_app(map_path)
+    app = make_app(trust_map(map_path))
     app.service.supervisor.hold_scheduling(True, "test")  # nothing starts: the test is the only source
     shown: dict[str, Pause | None] = {"pause": None}
     app.service.pauses = lambda: [p for p in [shown["pause"]] if p is not None]  # type: ignore[method-assign]

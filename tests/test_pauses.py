@@ -14,7 +14,7 @@ from foreman_tui.engine.pauses import SAME_CHECK_3X, SPEC_DEPARTURE, STRUCTURE_C
 from foreman_tui.headless import parse_answer
 from foreman_tui.map.store import atomic_write
 
-from .engine_support import demo_repo, events, foreman, kinds, map_state, start_foreman, wait_for
+from .engine_support import demo_repo, events, foreman, kinds, map_state, start_foreman, trust_map, wait_for
 
 DEMO = Path(__file__).parent.parent / "maps" / "demo"
 SCRIPT = json.loads((DEMO / "script.json").read_text())["nodes"]
@@ -222,7 +222,7 @@ def test_an_l2_failure_names_the_node_whose_checkpoint_breaks_the_chain(tmp_path
     )
     map_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     subprocess.run(["git", "commit", "-qam", "an L2 post condition"], cwd=map_path.parent, check=True)
-    result = foreman("run", str(map_path), "--headless")
+    result = foreman("run", str(trust_map(map_path)), "--headless")
     assert result.returncode == 3, result.stdout + result.stderr
     evs = events(map_path)
     diagnosis = kinds(evs, "DiagnosisMade", "region:prepare")[0]["detail"]

@@ -10,7 +10,7 @@ import sys
 import venv
 from pathlib import Path
 
-from .engine_support import events, foreman, init_repo, kinds
+from .engine_support import events, foreman, init_repo, kinds, trust_map
 
 AGENT = r"""
 import json, os, subprocess
@@ -68,7 +68,7 @@ def _one_node_repo(tmp_path: Path, cmd: str, checks: str = "") -> Path:
         f'[worker]\npreset = "command"\nargv = {argv}\n\n[reviewer]\npreset = "command"\nargv = {argv}\n\n{checks}'
     )
     init_repo(repo, "map and tests")
-    return repo / "algorithm-map.json"
+    return trust_map(repo / "algorithm-map.json")
 
 
 def _check_results(map_path: Path) -> list[tuple[str, int]]:

@@ -13,7 +13,7 @@ from foreman_tui.engine.project import Project
 from foreman_tui.engine.reports import commands_report
 
 from .conftest import BPC_MAP
-from .engine_support import events, foreman, init_repo, kinds
+from .engine_support import events, foreman, init_repo, kinds, trust_map
 
 # The planner's tests: real pytest files at the paths the map's commands name, each checking code a node owns.
 # test_branch.py runs whole as 06_integrality_check's check, when 04_pricing (its feeder) is verified and before
@@ -83,7 +83,7 @@ def _stage_of(when: str) -> str:
 
 
 def test_the_reference_map_runs_every_command_at_its_moment(tmp_path: Path) -> None:
-    map_path = _bpc_project(tmp_path)
+    map_path = trust_map(_bpc_project(tmp_path))
     result = foreman("run", str(map_path), "--headless")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
     evs = events(map_path)

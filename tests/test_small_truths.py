@@ -11,7 +11,7 @@ from pathlib import Path
 
 from foreman_tui.engine.runstate import NodeRun
 
-from .engine_support import demo_repo, events, foreman, kinds, start_foreman, wait_for
+from .engine_support import demo_repo, events, foreman, kinds, start_foreman, trust_map, wait_for
 
 DEMO = Path(__file__).parent.parent / "maps" / "demo"
 SCRIPT = json.loads((DEMO / "script.json").read_text())["nodes"]
@@ -70,7 +70,7 @@ def test_a_reviewer_that_cannot_start_is_said_and_a_re_review_needs_no_worker(tm
     toml.write_text(worker + f'[reviewer]\npreset = "command"\nargv = ["{reviewer}"]\n')
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     subprocess.run(["git", "commit", "-qm", "a broken reviewer"], cwd=project, check=True)
-    first = foreman("run", str(map_path), "--headless")
+    first = foreman("run", str(trust_map(map_path)), "--headless")
     assert first.returncode == 3, first.stdout + first.stderr
     evs = events(map_path)
     pause = kinds(evs, "NodePaused", "01_load_points")[0]["detail"]
@@ -102,7 +102,7 @@ def test_a_decision_nodes_failing_check_pauses_it_and_holds_what_comes_after(tmp
     }
     map_path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     subprocess.run(["git", "commit", "-qam", "a check on the decision"], cwd=project, check=True)
-    first = foreman("run", str(map_path), "--headless")
+    first = foreman("run", str(trust_map(map_path)), "--headless")
     assert first.returncode == 3, first.stdout[-3000:] + first.stderr
     evs = events(map_path)
     pause = kinds(evs, "NodePaused", "decision:06_converged")[0]["detail"]

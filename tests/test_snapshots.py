@@ -7,6 +7,8 @@ are replaced by fixed ones here (presentation only; the engine, git and the work
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from textual.pilot import Pilot
 
 from foreman_tui.engine.project import Project
 from foreman_tui.headless import run_headless
-from foreman_tui.tui import main_screen, widgets
+from foreman_tui.tui import main_screen, views, widgets
 
 from .engine_support import demo_repo
 from .tui_support import make_app
@@ -87,10 +89,21 @@ def test_detail_view(paused_demo: Path, snap_compare: Any) -> None:
     assert snap_compare(make_app(paused_demo), terminal_size=SIZE, run_before=run_before)
 
 
-def test_plan_view(paused_demo: Path, snap_compare: Any) -> None:
+def test_plan_view(paused_demo: Path, snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The plan view: "Plan algorithm-map.json max_parallel 3", back edge 06_converged→04_assign, the
     already verified nodes, the batches left with their waits, the file overlap 07_inertia ↔ 08_summarize
-    on kmeans/report.py, the nodes table with owned files and checks, region and end checks."""
+    on kmeans/report.py, the nodes table with owned files and checks, region and end checks, the agents. The
+    temporary folder and foreman's Python in the agents' commands are shown as fixed paths (their length would
+    change the wrapping, hence the scroll bar, from run to run)."""
+    real = views.plan_report
+
+    def fixed_paths(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        text = json.dumps(real(*args, **kwargs))
+        for path, shown in ((str(paused_demo.parent.parent), "/tmp/demo"), (sys.executable, "/usr/bin/python3")):
+            text = text.replace(json.dumps(path)[1:-1], shown)
+        return dict(json.loads(text))
+
+    monkeypatch.setattr(views, "plan_report", fixed_paths)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await _settle(pilot)

@@ -20,7 +20,7 @@ import pytest
 from foreman_tui.engine.process import group_alive
 
 from .conftest import REPO
-from .engine_support import demo_repo, events, foreman, kinds, solution, wait_for
+from .engine_support import add_check, demo_repo, events, foreman, kinds, solution, wait_for
 
 # CI installs tmux (.ci/run); there a missing tmux is a failure, not a skip.
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None and not os.environ.get("CI"), reason="needs tmux")
@@ -192,3 +192,28 @@ def test_sigterm_to_the_tui_stops_the_workers_and_gives_the_terminal_back(
     worker = [e["detail"] for e in kinds(events(map_path), "WorkerExited", "01_load_points")]
     assert worker and worker[-1]["stopped"]
     assert kinds(events(map_path), "RunFinished")[-1]["detail"]["outcome"] == "stopped"
+
+
+def test_the_tui_lists_unapproved_commands_before_anything_runs(tmp_path: Path, terminal: list[Terminal]) -> None:
+    map_path = demo_repo(tmp_path)
+    marker = tmp_path / "marker"
+    add_check(map_path, "01_load_points", f"{sys.executable} -c \"open('{marker}', 'w').close()\"")
+    command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}; echo EXIT=$?; sleep 600"
+    term = Terminal(command, map_path.parent)
+    terminal.append(term)
+    screen = term.wait_for("approve all")
+    assert "+ new" in screen and "1 command(s)" in screen
+    term.keys("q")
+    screen = term.wait_for("EXIT=2", timeout=30)
+    assert "nothing approved, nothing run" in screen
+    assert not marker.exists() and not (map_path.parent / ".foreman" / "events.jsonl").exists()
+    term.close()
+
+    term = Terminal(command, map_path.parent)
+    terminal.append(term)
+    term.wait_for("approve all")
+    term.keys("a")
+    term.wait_for("run complete")
+    term.keys("q")
+    term.wait_for("EXIT=0", timeout=30)
+    assert marker.exists()

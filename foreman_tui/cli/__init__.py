@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-parallel", type=_positive, metavar="N", help="workers at once (default: foreman.toml or 3)"
     )
     command("status", "Each node's status, region progress and totals, from the map's state.")
+    trust = command(
+        "trust",
+        "List every command the map and foreman.toml make foreman run, and approve them (kept outside the project).",
+    )
+    trust.add_argument("--yes", action="store_true", help="approve without asking")
 
     def run_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--headless", action="store_true", help="no TUI: print one line per event")
@@ -193,6 +198,9 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("foreman: the TUI needs a terminal; run with --headless (or give it a terminal)", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if not _approved_in_tui(project, settings):
+        print(f"foreman: nothing approved, nothing run; `foreman trust {map_path}` lists them again", file=sys.stderr)
+        return EXIT_BAD_INPUT
     app = ForemanApp(project, settings, use_fs_events=not args.no_watch)
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     code = app.run()
@@ -220,6 +228,20 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
         # the children we just promised to leave running.
         os._exit(EXIT_PAUSED)
     return code if code is not None else EXIT_FAILURE
+
+
+def _approved_in_tui(project: Project, settings: Settings) -> bool:
+    """Ask in the TUI about anything not approved yet, before the engine exists; True when all is approved."""
+    from ..engine.trust import TrustStore, pending
+    from ..tui.trust_app import TrustApp
+
+    waiting = pending(project, settings)
+    if not waiting:
+        return True
+    if not TrustApp(project.doc.source, waiting).run():
+        return False
+    TrustStore(project.doc.project_dir).approve(item for item, _ in waiting)
+    return True
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -289,7 +311,45 @@ def _decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _trust(args: argparse.Namespace) -> int:
+    from ..engine.trust import APPROVED, TrustStore, project_items
+
+    project = load_project(args.map)
+    store = TrustStore(project.doc.project_dir)
+    reviewed = store.review(project_items(project))
+    waiting = [item for item, status in reviewed if status != APPROVED]
+    approve = args.yes
+    if args.json:
+        if approve and waiting:
+            store.approve(waiting)
+        report = {
+            "map": project.doc.source,
+            "store": str(store.path),
+            "items": [item.to_json(status) for item, status in reviewed],
+            "approved_now": len(waiting) if approve else 0,
+            "pending": 0 if approve else len(waiting),
+        }
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        return EXIT_OK if approve or not waiting else EXIT_BAD_INPUT
+    render.trust(project.doc.source, reviewed)
+    if not waiting:
+        print(f"\nAll {len(reviewed)} approved; nothing new.")
+        return EXIT_OK
+    if not approve and sys.stdin.isatty():
+        where = project.doc.project_dir
+        answer = input(f"\nApprove these {len(waiting)} new or changed command(s) for {where}? [y/N] ")
+        approve = answer.strip().lower() in ("y", "yes")
+    if not approve:
+        how = "" if sys.stdin.isatty() else " (no terminal to ask on: add --yes to approve)"
+        print(f"\nNothing approved{how}; `foreman run` refuses these until you do.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    store.approve(waiting)
+    print(f"\nApproved {len(waiting)}; kept in {store.path}")
+    return EXIT_OK
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "trust": _trust,
     "decide": _decide,
     "report": _report,
     "validate": _validate,

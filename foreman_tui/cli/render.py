@@ -67,6 +67,38 @@ def _commands(out: _Out, commands: list[dict[str, Any]]) -> None:
     out.table(("command", "from", "when"), [(c["cmd"], c["source"], c["when"]) for c in commands])
 
 
+def trust(source: str, reviewed: list[tuple[Any, str]]) -> None:
+    """``foreman trust``: each item with its status, where it comes from and when it runs, then its exact text
+    on a line of its own (never wrapped or cut: the person approves exactly what they read)."""
+    console = _console(sys.stdout)
+    terminal = console.is_terminal
+    marks = {"new": ("+ new", "bold yellow"), "changed": ("~ changed", "bold red"), "approved": ("  approved", "dim")}
+    with gc_paused(), _Out(console, len(reviewed)) as out:
+        out.print(Text("Commands and settings foreman would run", style="bold"), Text(f"  {source}", style="dim"))
+        if not reviewed:
+            out.line("  none")
+        for item, status in reviewed:
+            mark, style = marks[status]
+            out.line(
+                _Literal(f"{mark:<10} {item.kind:<9} {item.source} — {item.when}"), style=style if terminal else ""
+            )
+            out.line(_Literal(f"    {item.shown}"))
+
+
+def _agents(out: _Out, report: dict[str, Any]) -> None:
+    """Who runs, with which permissions, and the settings every map command runs with."""
+    out.line("\nAgents")
+    for agent in report["agents"]:
+        sandbox = ", in bubblewrap" if agent["sandbox"] == "bwrap" else ""
+        out.line(_Literal(f"  {agent['role']:<9}{agent['preset']} — permissions: {agent['permissions']}{sandbox}"))
+        for item in agent["commands"]:
+            out.line(_Literal(f"             runs {item['text']}  ({item['source']})"))
+    sandbox = "in bubblewrap, network off" if report["checks_sandbox"] == "bwrap" else "no sandbox"
+    out.line(_Literal(f"Map commands run without your secrets, {sandbox} (docs/security.md)"))
+    for item in report["settings"]:
+        out.line(_Literal(f"  with {item['text']}  ({item['source']})"))
+
+
 def _rows(*parts: Collection[Any]) -> int:
     return max(len(part) for part in parts)
 
@@ -101,6 +133,7 @@ def validate(report: dict[str, Any]) -> None:
         out.line("\nOwned files")
         out.table(("node", "owned files", "from"), rows)
         _commands(out, report["commands"])
+        _agents(out, report)
         _warnings(out, report["warnings"])
         verdict = "valid" + (f", {len(report['warnings'])} warning(s)" if report["warnings"] else "")
         out.line(Text(f"\n✓ {verdict}", style="bold green") if console.is_terminal else f"\n{verdict}")
@@ -174,6 +207,7 @@ def _plan(out: _Out, report: dict[str, Any]) -> None:
     if bench:
         out.line("Benchmark: " + ", ".join(f"{k} {v}" for k, v in bench.items()))
     _commands(out, report["commands"])
+    _agents(out, report)
     _warnings(out, report["warnings"])
 
 

@@ -16,7 +16,8 @@ from ..agents.presets import Agent, AgentContext, AgentReport, make_agent
 from ..config import Settings
 from ..map.model import NodeState, State
 from ..map.store import MapStore, atomic_write, foreman_dir
-from .environment import command_env, project_python
+from .checks import CheckOutcome, run_check
+from .environment import command_env, project_python, without_secrets
 from .events import (
     AgentReported,
     AgentStep,
@@ -37,7 +38,9 @@ from .prompts import (
     fix_message,
 )
 from .runstate import PidFiles, RunLock, RunState, RunStore
+from .sandbox import sandbox_prefix
 from .scheduler import Wait
+from .trust import require_trust
 from .watcher import CommitMonitor
 from .workspace import Workspace, finish, finish_async
 
@@ -57,6 +60,8 @@ class RunContext:
         preflight(
             self.repo, self.map_path, self.settings, self.python, {"worker": self.worker, "reviewer": self.reviewer}
         )
+        self.trust = require_trust(project, self.settings)
+        """The commands the person approved; nothing else from the map or foreman.toml runs (``trust.py``)."""
         self.home = foreman_dir(self.project_dir)
         self.marks = f"foreman:{_project_key(self.repo)}:"
         """Every process this repository's runs start carries a mark under this prefix (``reaper.py``)."""
@@ -87,6 +92,7 @@ class RunContext:
         self._detaching = False
         self._handed_off: set[str] = set()
         self._command_env: dict[str, str] | None = None
+        self._clean_env: dict[str, str] | None = None
         self._feedback_read: dict[Path, int] = {}
         """mtime of each feedback file kept (for its unrouted notes) when it was last read."""
         self._monitor: CommitMonitor | None = None
@@ -127,6 +133,36 @@ class RunContext:
         if self._command_env is None:
             self._command_env = command_env(self.python, self.settings.checks, self.home / "bin")
         return dict(self._command_env)
+
+    def _check_env(self) -> dict[str, str]:
+        """The environment of map commands (checks, the benchmark): the project's, minus the person's secrets."""
+        if self._clean_env is None:
+            self._clean_env = without_secrets(self._env(), self.settings.checks)
+        return dict(self._clean_env)
+
+    async def _run_cmd(self, cmd: str, cwd: Path, log: Path, owner: str) -> CheckOutcome:
+        """Run one map command (a check, the benchmark) for ``owner``: only when the person approved its exact
+        text, without their secrets, in the sandbox when one is configured."""
+        if not self.trust.allows(cmd):
+            reason = f"not approved: `{cmd}` changed or is new since `foreman trust`; approve it with foreman trust"
+            return CheckOutcome("fail", 0.0, None, "", reason)
+        prefix: list[str] = []
+        if self.settings.checks.sandbox == "bwrap":
+            readable = [self.python.path.parent.parent] if self.python.path is not None else []
+            prefix = sandbox_prefix([cwd], network=False, readable=readable)
+        return await run_check(cmd, cwd, self._check_env(), self.settings.check_timeout, log, self._mark(owner), prefix)
+
+    def _agent_writable(self, tree: Path) -> list[Path]:
+        """What a sandboxed agent may write: its tree (the whole worktree), git's folder (its commits), and its
+        CLI's own state in the home folder — never foreman's approvals."""
+        root = tree
+        for parent in (tree, *tree.parents):
+            if (parent / ".git").exists():
+                root = parent
+                break
+        home = Path.home()
+        cli_state = [home / name for name in (".claude", ".claude.json", ".codex", ".gemini", ".aider")]
+        return [root, self.repo.common_dir, *cli_state]
 
     def _mark(self, owner: str, role: str = "check") -> str:
         """The mark of a process this run starts for ``owner`` (a node, a stage) in ``role``."""
@@ -249,10 +285,12 @@ class RunContext:
         message: Path | None,
         log: Path,
         timeout: float,
+        workdir: Path | None = None,
     ) -> tuple[Any, Any]:
-        """Start one agent process, wait for it (stopping it at ``timeout``), and return (result, report)."""
+        """Start one agent process in ``workdir`` (default: the node's tree), wait for it (stopping it at
+        ``timeout``), and return (result, report)."""
         nr = self.state.node(node)
-        tree = self.tree_of(node)
+        tree = workdir or self.tree_of(node)
         ctx = AgentContext(
             node,
             role,
@@ -265,6 +303,9 @@ class RunContext:
             self._node_files(node),
         )
         invocation = agent.command(ctx)
+        argv = invocation.argv
+        if agent.settings.sandbox == "bwrap":
+            argv = [*sandbox_prefix(self._agent_writable(tree), network=True), *argv]
         env = (
             self._env()
             | self.repo.identity_env
@@ -290,21 +331,21 @@ class RunContext:
                 self.on_output(node, stream, lines)
 
         mark = self._mark(node, role)
-        child = ChildProcess(invocation.argv, tree, env, log, invocation.stdin, on_lines=on_lines, mark=mark)
+        child = ChildProcess(argv, tree, env, log, invocation.stdin, on_lines=on_lines, mark=mark)
         key = f"{node}.{role}"
         try:
             pid = await child.start()
         except OSError as exc:
             return FailedStart(str(exc)), parser.report
         self.children[key] = child
-        self.pids.record(node, role, pid, invocation.argv, mark)
+        self.pids.record(node, role, pid, argv, mark)
         self.emit(
             WorkerStarted(
                 node=node,
                 role=role,
                 attempt=attempt,
                 pid=pid,
-                argv=invocation.argv,
+                argv=argv,
                 workdir=str(tree),
                 log=str(log),
                 resume=invocation.resumed,

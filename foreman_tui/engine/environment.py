@@ -9,6 +9,7 @@ settings never leak into a child.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shlex
 from collections.abc import Mapping
@@ -19,6 +20,35 @@ from ..config import CheckSettings, configured_python
 from ..map.store import atomic_write
 
 VENV = ".venv"
+SECRET_PATTERNS = (
+    "*_API_KEY",
+    "*_APIKEY",
+    "*_API_KEY_*",
+    "*_TOKEN",
+    "*_TOKEN_*",
+    "*_SECRET",
+    "*_SECRET_*",
+    "*_SECRETS",
+    "*SECRET_KEY*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*_CREDENTIALS",
+    "*_PRIVATE_KEY",
+    "*_ACCESS_KEY*",
+    "*_AUTH",
+    "*_DSN",
+    "DATABASE_URL",
+    "AWS_*",
+    "AZURE_*",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GH_*",
+    "SSH_AUTH_SOCK",
+    "GPG_AGENT_INFO",
+    "NETRC",
+)
+"""Environment variables map commands never get (``fnmatch`` patterns, any case): the person's keys, tokens and
+passwords, and the sockets that hand out their SSH or GPG keys. ``[checks] secrets`` adds patterns,
+``[checks] pass_env`` lets named ones through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +99,16 @@ def command_env(
             env["VIRTUAL_ENV"] = str(folder.parent)
     env.update(checks.env)
     return env
+
+
+def is_secret(name: str, checks: CheckSettings) -> bool:
+    """Whether a variable of this name is kept from map commands."""
+    upper = name.upper()
+    if any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in checks.pass_env):
+        return False
+    return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in (*SECRET_PATTERNS, *checks.secrets))
+
+
+def without_secrets(env: Mapping[str, str], checks: CheckSettings) -> dict[str, str]:
+    """``env`` minus every secret (``[checks] env`` values stay: the project set them itself)."""
+    return {k: v for k, v in env.items() if k in checks.env or not is_secret(k, checks)}

@@ -28,6 +28,7 @@ from .pauses import (
     REVIEW_FAILED,
     SPEC_DEPARTURE,
     STRUCTURE_CHANGED,
+    UNTRUSTED,
     Decision,
     Option,
     Pause,
@@ -35,6 +36,7 @@ from .pauses import (
 )
 from .project import Project
 from .runstate import NodeRun
+from .trust import Untrusted, require_trust
 from .workspace import finish
 
 
@@ -88,9 +90,20 @@ class Inputs(FeedbackIntake):
     async def _reload_project(self, reason: str) -> bool:
         try:
             project = await asyncio.to_thread(Project.load, self.map_path)
+            gate = await asyncio.to_thread(require_trust, project, self.settings)
+        except Untrusted as exc:  # the edit would run something unapproved: keep the map as it was, and ask
+            listed = "\n".join(f"{item.text}  ({item.source})" for item, _ in exc.pending)
+            problem = (
+                f"the map's edit makes foreman run {len(exc.pending)} command(s) you have not approved; "
+                f"the run goes on with the map as it was. Approve them with `foreman trust {self.map_path}`, "
+                "then reload"
+            )
+            self._pause("map", UNTRUSTED, problem, evidence=listed)
+            return False
         except BadInput as exc:
             self._pause("map", STRUCTURE_CHANGED, f"the map no longer loads: {exc}")
             return False
+        self.trust = gate
         changed = _digest(project.doc.raw.get("contents")) != _digest(self.project.doc.raw.get("contents"))
         self.project = project
         self.graph = project.graph

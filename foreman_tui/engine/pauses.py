@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..map.store import atomic_write
+from ..map.files import owner_name
+from ..map.store import atomic_write, check_home
 
 Action = Literal["retry", "instruct", "accept", "fail", "reset", "recheck", "rereview", "remerge", "reload", "merged"]
 
@@ -31,6 +32,7 @@ L2_FAILED = "L2 failed"
 L3_FAILED = "L3 failed"
 DECISION_FAILED = "decision check failed"
 STRUCTURE_CHANGED = "map structure changed"
+UNTRUSTED = "commands not approved"
 FEEDBACK_ON_VERIFIED = "feedback on a verified node"
 APPROVAL_GATE = "approval gate"
 REVIEW_FAILED = "review failed"
@@ -140,6 +142,10 @@ _CHOICES: dict[str, list[Choice]] = {
         ("accept and go on", "accept"),
     ],
     STRUCTURE_CHANGED: [("reload the map and continue", "reload"), ("stop scheduling (mark the run failed)", "fail")],
+    UNTRUSTED: [
+        ("I approved them (foreman trust): reload the map and continue", "reload"),
+        ("stop scheduling (mark the run failed)", "fail"),
+    ],
     FEEDBACK_ON_VERIFIED: [
         ("redo the node with this feedback", "reset"),
         ("keep it verified; ignore the feedback", "accept"),
@@ -165,9 +171,12 @@ def decisions_dir(home: Path) -> Path:
 
 
 def write_decision(home: Path, decision: Decision) -> Path:
+    """Leave a decision for the run in ``home/decisions``; the file is named after the node in a safe form
+    (``region:<key>`` holds free text), its content says which node."""
+    check_home(home)
     folder = decisions_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{int(decision.at * 1000)}-{decision.node}-{uuid.uuid4().hex[:6]}.json"
+    path = folder / f"{int(decision.at * 1000)}-{owner_name(decision.node)}-{uuid.uuid4().hex[:6]}.json"
     atomic_write(path, decision.model_dump_json(indent=2).encode("utf-8"))
     return path
 

@@ -9,18 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..config import Settings
 from ..map._gc import gc_paused
 from ..map.model import LEVELS, NODE_TYPES
 from ..map.store import FOREMAN_DIR
-from .project import CheckRef, Project
+from .project import CheckRef, Project, checkpoint_path
 from .runstate import RUN_PHASE_NAMES, RunStore, run_is_live
 from .scheduler import DEFAULT_MAX_PARALLEL, simulate, waiting_on
-
-CHECKPOINT_DIR = "_checkpoints"
-
-
-def checkpoint_path(node_id: str) -> str:
-    return f"{CHECKPOINT_DIR}/{node_id}.json"
 
 
 def _files_json(project: Project, node_id: str) -> dict[str, Any]:
@@ -54,6 +49,7 @@ def validate_report(project: Project) -> dict[str, Any]:
         "checks": _check_counts(all_checks),
         "files": {n: _files_json(project, n) for n in graph.process_order},
         "commands": commands_report(project),
+        **agents_report(project),
         "warnings": [w.to_json() for w in project.warnings],
     }
 
@@ -78,6 +74,33 @@ def commands_report(project: Project) -> list[dict[str, Any]]:
             {"cmd": bench.cmd, "source": "meta.benchmark.cmd", "level": "L3", "when": "at the end, after the L3 checks"}
         )
     return out
+
+
+def agents_report(project: Project, settings: Settings | None = None) -> dict[str, Any]:
+    """What else runs: each agent role with its preset, permissions and the commands foreman.toml adds; the
+    settings map commands run with."""
+    from ..agents.presets import make_agent, permission_profile
+    from .trust import agent_items, setting_items
+
+    settings = settings or project.settings
+    added = agent_items(settings, project.doc.project_dir)
+    agents = []
+    for role in ("worker", "reviewer"):
+        agent = make_agent(getattr(settings, role))
+        agents.append(
+            {
+                "role": role,
+                "preset": agent.preset,
+                "permissions": permission_profile(agent, role),
+                "sandbox": getattr(settings, role).sandbox,
+                "commands": [i.to_json() for i in added if f"{role}." in i.source],
+            }
+        )
+    return {
+        "agents": agents,
+        "settings": [i.to_json() for i in setting_items(settings, project.doc.project_dir)],
+        "checks_sandbox": settings.checks.sandbox,
+    }
 
 
 def _back_edge_json(edge: Any) -> dict[str, Any]:
@@ -136,6 +159,7 @@ def _plan_report(project: Project, max_parallel: int | None) -> dict[str, Any]:
         "end_checks": [c.to_json() for c in project.end_checks()],
         "benchmark": _benchmark(project),
         "commands": commands_report(project),
+        **agents_report(project),
         "warnings": [w.to_json() for w in project.warnings],
     }
 
