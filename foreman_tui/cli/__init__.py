@@ -198,7 +198,9 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("foreman: the TUI needs a terminal; run with --headless (or give it a terminal)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if not _approved_in_tui(project, settings):
+    from .trust import approved_in_tui
+
+    if not approved_in_tui(project, settings):
         print(f"foreman: nothing approved, nothing run; `foreman trust {map_path}` lists them again", file=sys.stderr)
         return EXIT_BAD_INPUT
     app = ForemanApp(project, settings, use_fs_events=not args.no_watch)
@@ -228,20 +230,6 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
         # the children we just promised to leave running.
         os._exit(EXIT_PAUSED)
     return code if code is not None else EXIT_FAILURE
-
-
-def _approved_in_tui(project: Project, settings: Settings) -> bool:
-    """Ask in the TUI about anything not approved yet, before the engine exists; True when all is approved."""
-    from ..engine.trust import TrustStore, pending
-    from ..tui.trust_app import TrustApp
-
-    waiting = pending(project, settings)
-    if not waiting:
-        return True
-    if not TrustApp(project.doc.source, waiting).run():
-        return False
-    TrustStore(project.doc.project_dir).approve(item for item, _ in waiting)
-    return True
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -312,40 +300,9 @@ def _decide(args: argparse.Namespace) -> int:
 
 
 def _trust(args: argparse.Namespace) -> int:
-    from ..engine.trust import APPROVED, TrustStore, project_items
+    from .trust import trust
 
-    project = load_project(args.map)
-    store = TrustStore(project.doc.project_dir)
-    reviewed = store.review(project_items(project))
-    waiting = [item for item, status in reviewed if status != APPROVED]
-    approve = args.yes
-    if args.json:
-        if approve and waiting:
-            store.approve(waiting)
-        report = {
-            "map": project.doc.source,
-            "store": str(store.path),
-            "items": [item.to_json(status) for item, status in reviewed],
-            "approved_now": len(waiting) if approve else 0,
-            "pending": 0 if approve else len(waiting),
-        }
-        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-        return EXIT_OK if approve or not waiting else EXIT_BAD_INPUT
-    render.trust(project.doc.source, reviewed)
-    if not waiting:
-        print(f"\nAll {len(reviewed)} approved; nothing new.")
-        return EXIT_OK
-    if not approve and sys.stdin.isatty():
-        where = project.doc.project_dir
-        answer = input(f"\nApprove these {len(waiting)} new or changed command(s) for {where}? [y/N] ")
-        approve = answer.strip().lower() in ("y", "yes")
-    if not approve:
-        how = "" if sys.stdin.isatty() else " (no terminal to ask on: add --yes to approve)"
-        print(f"\nNothing approved{how}; `foreman run` refuses these until you do.", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    store.approve(waiting)
-    print(f"\nApproved {len(waiting)}; kept in {store.path}")
-    return EXIT_OK
+    return trust(args)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -38,7 +38,7 @@ from .prompts import (
     fix_message,
 )
 from .runstate import PidFiles, RunLock, RunState, RunStore
-from .sandbox import sandbox_prefix
+from .sandbox import agent_writable, sandbox_prefix
 from .scheduler import Wait
 from .trust import require_trust
 from .watcher import CommitMonitor
@@ -151,18 +151,6 @@ class RunContext:
             readable = [self.python.path.parent.parent] if self.python.path is not None else []
             prefix = sandbox_prefix([cwd], network=False, readable=readable)
         return await run_check(cmd, cwd, self._check_env(), self.settings.check_timeout, log, self._mark(owner), prefix)
-
-    def _agent_writable(self, tree: Path) -> list[Path]:
-        """What a sandboxed agent may write: its tree (the whole worktree), git's folder (its commits), and its
-        CLI's own state in the home folder — never foreman's approvals."""
-        root = tree
-        for parent in (tree, *tree.parents):
-            if (parent / ".git").exists():
-                root = parent
-                break
-        home = Path.home()
-        cli_state = [home / name for name in (".claude", ".claude.json", ".codex", ".gemini", ".aider")]
-        return [root, self.repo.common_dir, *cli_state]
 
     def _mark(self, owner: str, role: str = "check") -> str:
         """The mark of a process this run starts for ``owner`` (a node, a stage) in ``role``."""
@@ -305,7 +293,7 @@ class RunContext:
         invocation = agent.command(ctx)
         argv = invocation.argv
         if agent.settings.sandbox == "bwrap":
-            argv = [*sandbox_prefix(self._agent_writable(tree), network=True), *argv]
+            argv = [*sandbox_prefix(agent_writable(tree, self.repo.common_dir), network=True), *argv]
         env = (
             self._env()
             | self.repo.identity_env

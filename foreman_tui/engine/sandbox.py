@@ -103,3 +103,12 @@ def sandbox_problem() -> str | None:
         "namespaces (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0; on Ubuntu 24.04 "
         'an AppArmor profile allowing bwrap), or a set-uid bwrap; or set sandbox = "none"'
     )
+
+
+def agent_writable(tree: Path, git_dir: Path) -> list[Path]:
+    """What a sandboxed agent may write: its whole worktree (found from ``tree``, the project folder in it), git's
+    folder (its commits land there), and its CLI's own state in the home folder — never foreman's approvals."""
+    root = next((parent for parent in (tree, *tree.parents) if (parent / ".git").exists()), tree)
+    home = Path.home()
+    cli_state = [home / name for name in (".claude", ".claude.json", ".codex", ".gemini", ".aider")]
+    return [root, git_dir, *cli_state]
