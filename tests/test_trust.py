@@ -94,6 +94,7 @@ def test_an_agent_clis_settings_in_the_repository_need_approval(tmp_path: Path) 
     subprocess.run(["git", "commit", "-qm", "agent settings"], cwd=map_path.parent, check=True)
     refused = foreman("run", str(map_path), "--headless")
     assert refused.returncode == 2 and ".claude/settings.json sha256:" in refused.stderr
+    assert ".claude/settings.json sha256:" in foreman("validate", str(map_path)).stdout
     assert foreman("trust", str(map_path), "--yes").returncode == 0
     assert foreman("trust", str(map_path)).returncode == 0  # nothing new
     settings.write_text('{"hooks": {}}')

@@ -97,6 +97,10 @@ def _agents(out: _Out, report: dict[str, Any]) -> None:
     out.line(_Literal(f"Map commands run without your secrets, {sandbox} (docs/security.md)"))
     for item in report["settings"]:
         out.line(_Literal(f"  with {item['text']}  ({item['source']})"))
+    if report["agent_files"]:
+        out.line("Agent CLI settings in the repository (their hooks and servers run when an agent starts)")
+        for item in report["agent_files"]:
+            out.line(_Literal(f"  {item['text']}"))
 
 
 def _rows(*parts: Collection[Any]) -> int:

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from ..map.errors import BadInput
+from ..map.errors import BadInput, UsageError
 from .events import (
     DecisionIgnored,
     DecisionRecorded,
@@ -92,7 +92,7 @@ class Inputs(FeedbackIntake):
             project = await asyncio.to_thread(Project.load, self.map_path)
             gate = await asyncio.to_thread(require_trust, project, self.settings)
         except Untrusted as exc:  # the edit would run something unapproved: keep the map as it was, and ask
-            listed = "\n".join(f"{item.text}  ({item.source})" for item, _ in exc.pending)
+            listed = "\n".join(f"{item.shown}  ({item.source})" for item, _ in exc.pending)
             problem = (
                 f"the map's edit makes foreman run {len(exc.pending)} command(s) you have not approved; "
                 f"the run goes on with the map as it was. Approve them with `foreman trust {self.map_path}`, "
@@ -102,6 +102,9 @@ class Inputs(FeedbackIntake):
             return False
         except BadInput as exc:
             self._pause("map", STRUCTURE_CHANGED, f"the map no longer loads: {exc}")
+            return False
+        except UsageError as exc:  # the approvals cannot be read now: nothing new runs until they can
+            self._pause("map", UNTRUSTED, f"the map's edit cannot be checked against your approvals: {exc}")
             return False
         self.trust = gate
         changed = _digest(project.doc.raw.get("contents")) != _digest(self.project.doc.raw.get("contents"))

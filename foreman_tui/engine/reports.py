@@ -80,7 +80,7 @@ def agents_report(project: Project, settings: Settings | None = None) -> dict[st
     """What else runs: each agent role with its preset, permissions and the commands foreman.toml adds; the
     settings map commands run with."""
     from ..agents.presets import make_agent, permission_profile
-    from .trust import agent_items, setting_items
+    from .trust import agent_config_items, agent_items, setting_items
 
     settings = settings or project.settings
     added = agent_items(settings, project.doc.project_dir)
@@ -100,6 +100,7 @@ def agents_report(project: Project, settings: Settings | None = None) -> dict[st
         "agents": agents,
         "settings": [i.to_json() for i in setting_items(settings, project.doc.project_dir)],
         "checks_sandbox": settings.checks.sandbox,
+        "agent_files": [i.to_json() for i in agent_config_items(project.doc.project_dir)],
     }
 
 
