@@ -232,7 +232,9 @@ def _status_lines(out: _Out, report: dict[str, Any]) -> None:
         if node["type"] == "terminal":
             continue
         note = ""
-        if node.get("phase"):
+        if node.get("stale"):
+            note = f"stale: {node['stale']} — the next run checks and reviews it again"
+        elif node.get("phase"):
             note = node["phase"] + (f" (attempt {node['attempt']})" if node.get("attempt") else "")
         elif node["status"] == "implemented" and node["type"] == "process":
             note = "implemented: checks and review next"

@@ -374,6 +374,8 @@ class RunContext:
 
     def _send_fix(self, node: str, reason: str, details: str) -> None:
         nr = self.state.node(node)
+        if nr.stale:  # verified before: say what changed since
+            reason = f"{reason} (It was verified before; since then {nr.stale}.)"
         text = fix_message(reason, details, nr.history)
         path = self._write(self._message_path(node, f"message-{nr.attempt + 1}.md"), text)
         history = [*nr.history, f"attempt {nr.attempt}: {reason}"]

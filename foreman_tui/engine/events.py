@@ -298,6 +298,21 @@ class NodeReset(Event):
 
 
 @dataclass(kw_only=True)
+class NodeStale(Event):
+    """A verified node's contract (or an upstream post condition) changed: it is verified again."""
+
+    reason: str
+
+
+@dataclass(kw_only=True)
+class ContractChanged(Event):
+    """foreman wrote a person's decision into a node's post conditions (hard pause #3)."""
+
+    by: str
+    text: str
+
+
+@dataclass(kw_only=True)
 class NodeRetried(Event):
     """A person asked to run a node again (a failed one, or a running attempt restarted)."""
 

@@ -122,7 +122,9 @@ class Ledger:
             elif kind == "DecisionRecorded":
                 round_start = last_attempt
                 out.append(f"{at} decision: {d['option'] or 'instruction'} {d['label']} {d['text']}".rstrip())
-            elif kind in ("NodeVerified", "NodeFailed", "NodeReset", "NodeRecovered"):
+            elif kind == "ContractChanged":
+                out.append(f"{at} post condition added (decided at {d['by']}): {d['text']}")
+            elif kind in ("NodeVerified", "NodeFailed", "NodeReset", "NodeRecovered", "NodeStale"):
                 if kind == "NodeReset":
                     round_start = last_attempt
                 why = f": {d['reason']}" if d.get("reason") else ""

@@ -10,6 +10,9 @@ does in each phase.
                   │                 ▼
                   └─────────────  paused  ──▶ failed        (any phase may pause; reset → pending)
 
+    verified ──▶ stale ──▶ checking                 (what it was verified against changed: re-checked,
+                                                     re-reviewed; a worker only if a check fails or a FLAG)
+
 Every move is **written ahead**: the run state (``.foreman/run.json``, fsynced) says the new phase *before* the
 side effect that phase stands for starts, so a process killed at any moment finds, on its next start, a phase
 whose recovery step makes the restart idempotent (``RECOVERY``). Side effects that must finish once begun (a
@@ -42,6 +45,9 @@ class Phase(StrEnum):
     """Merged; the map does not say verified yet."""
     VERIFIED = "verified"
     """Recorded verified in the map and committed; its worktree and branch are removed after."""
+    STALE = "stale"
+    """Was verified, but its contract or an upstream post condition changed since (``fingerprint.py``): its map
+    status is ``implemented`` again; it is re-checked on the integration branch, then re-reviewed."""
     PAUSED = "paused"
     """Waits for a person (a hard pause)."""
     FAILED = "failed"
@@ -65,7 +71,8 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.REVIEWING: frozenset({Phase.MERGING, Phase.RUNNING, Phase.PAUSED, Phase.PENDING}),
     Phase.MERGING: frozenset({Phase.MERGED, Phase.RUNNING, Phase.PAUSED}),
     Phase.MERGED: frozenset({Phase.VERIFIED}),
-    Phase.VERIFIED: frozenset({Phase.PAUSED, Phase.PENDING}),
+    Phase.VERIFIED: frozenset({Phase.PAUSED, Phase.PENDING, Phase.STALE}),
+    Phase.STALE: frozenset({Phase.CHECKING, Phase.PAUSED, Phase.PENDING, Phase.STALE}),
     Phase.PAUSED: _ANY - {Phase.MERGED},
     Phase.FAILED: frozenset({Phase.PENDING, Phase.PAUSED}),
 }
@@ -80,6 +87,7 @@ RECOVERY: dict[Phase, str] = {
     Phase.MERGING: "an aborted merge is undone; the branch already in the integration branch: merged; else merge",
     Phase.MERGED: "record it verified in the map and commit (both idempotent)",
     Phase.VERIFIED: "remove its worktree and branch if they are still there",
+    Phase.STALE: "re-check it on the integration branch when its upstream nodes are verified",
     Phase.PAUSED: "keep waiting for the person",
     Phase.FAILED: "nothing",
 }

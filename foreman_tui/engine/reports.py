@@ -14,7 +14,7 @@ from ..map._gc import gc_paused
 from ..map.model import LEVELS, NODE_TYPES
 from ..map.store import FOREMAN_DIR
 from .project import CheckRef, Project, checkpoint_path
-from .runstate import RUN_PHASE_NAMES, RunStore, run_is_live
+from .runstate import RUN_PHASE_NAMES, RunState, RunStore, run_is_live
 from .scheduler import DEFAULT_MAX_PARALLEL, simulate, waiting_on
 
 
@@ -170,11 +170,22 @@ def _benchmark(project: Project) -> dict[str, Any] | None:
     return meta.get("benchmark")
 
 
+def _stale(project: Project, run: RunState | None) -> dict[str, str]:
+    """Verified nodes whose contract changed since (``fingerprint.py``): what the next run re-verifies."""
+    from .fingerprint import find_stale
+
+    if run is None:
+        return {}
+    verified = {n: r.fingerprint for n, r in run.nodes.items() if r.phase == "verified" and r.fingerprint is not None}
+    return find_stale(project, verified)
+
+
 def status_report(project: Project) -> dict[str, Any]:
     graph = project.graph
     verified = project.verified()
     run = RunStore(project.doc.project_dir / FOREMAN_DIR).load()
     live = run_is_live(project.doc.project_dir)
+    stale = _stale(project, run)
     nodes = []
     for node in graph.order:
         entry: dict[str, Any] = {
@@ -192,6 +203,7 @@ def status_report(project: Project) -> dict[str, Any]:
                 interrupted = not live and phase in ("running", "checking", "reviewing", "merging")
                 entry["phase"] = f"interrupted while {phase}" if interrupted else phase
                 entry["attempt"] = nr.attempt
+            entry["stale"] = stale.get(node) or (nr.stale if nr is not None else "")
         elif graph.types[node] == "decision":
             entry["feeders_verified"] = graph.decision_verified(node, verified)
         nodes.append(entry)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ..map.errors import UsageError
 from ..map.store import atomic_write
+from .fingerprint import Fingerprint
 from .lifecycle import Phase, to_phase
 from .pauses import Decision, Pause
 from .process import group_alive, stop_group_now
@@ -53,6 +54,10 @@ class NodeRun(BaseModel):
     """The node's head when its current attempt began: a commit beyond it, found after a crash, is kept."""
     merged: str | None = None
     """The merge commit of the node's branch into the integration branch, once merged."""
+    fingerprint: Fingerprint | None = None
+    """What the node was verified against (``fingerprint.py``); set when it is verified."""
+    stale: str = ""
+    """Why the node is being verified again (e.g. "01_tokenize's post changed"); empty once it is verified."""
 
     @field_validator("phase", mode="before")
     @classmethod
@@ -119,6 +124,7 @@ RUN_PHASE_NAMES = {
     Phase.MERGED: "merging",
     Phase.PAUSED: "paused",
     Phase.FAILED: "failed",
+    Phase.STALE: "stale",
 }
 """How ``foreman status`` names a node's run phase (pending and verified say nothing beyond the map)."""
 

@@ -7,7 +7,6 @@ import asyncio
 
 from ..map.files import owner_name
 from .checks import check_event
-from .context import RunContext
 from .events import (
     BenchmarkRan,
     CheckFinished,
@@ -18,10 +17,11 @@ from .events import (
 from .pauses import DECISION_FAILED, L2_FAILED, L3_FAILED, Option, Pause
 from .project import CheckRef
 from .prompts import checkpoint_problem
+from .staleness import Staleness
 from .workspace import finish
 
 
-class Stages(RunContext):
+class Stages(Staleness):
     async def _run_checks(self, owner: str, level: str, checks: list[CheckRef]) -> list[str]:
         """Run stage checks in the main tree; returns the failed check names."""
         failed = []

@@ -13,10 +13,11 @@ from .handover import Handover
 from .lifecycle import Phase
 from .reaper import stop_leftovers
 from .runstate import NodeRun, RunLock, RunState
+from .staleness import Staleness
 from .workspace import drop_index_lock
 
 
-class Startup(Handover):
+class Startup(Handover, Staleness):
     def _prepare(self) -> None:
         self.lock = RunLock(self.repo.common_dir)  # one foreman per repository, whichever map it runs
         self.lock.acquire()
@@ -60,6 +61,7 @@ class Startup(Handover):
                 f"check out '{self.state.integration_branch}' (or remove .foreman/run.json to start over)"
             )
         self._recover()
+        self._mark_stale_at_start()
         self._report_taken_over()
         self._note_start()
         self.save()
@@ -86,11 +88,12 @@ class Startup(Handover):
         for node in self.graph.process_order:
             nr = self.state.node(node)
             status = self.project.status_of(node)
-            if status == "verified" and nr.phase != Phase.VERIFIED:
+            if status == "verified" and nr.phase not in (Phase.VERIFIED, Phase.STALE):
                 if nr.phase != Phase.MERGED:  # merged: its record step commits what the map already says
                     self.lifecycle.adopt(node, Phase.VERIFIED)
             elif nr.phase == Phase.VERIFIED and status != "verified":  # the map says otherwise (a reset)
                 self.state.nodes[node] = nr = NodeRun(attempt=nr.attempt, round_start=nr.attempt)
+                self._reopen_stages({node})  # its region's and the end's checks run again once it is verified
             if nr.phase == Phase.PENDING and status == "implemented" and nr.base is None:
                 self.lifecycle.move(node, Phase.CHECKING)  # implemented outside foreman: check it in the main tree
                 self._recovered(node, Phase.PENDING, "the map says implemented; checks and review next")

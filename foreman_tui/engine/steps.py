@@ -38,8 +38,10 @@ from .pauses import (
     MERGE_CONFLICT,
     MERGE_FAILED,
     SAME_CHECK_3X,
+    UPSTREAM_POST,
     WORKER_FAILED,
     WORKER_TIMED_OUT,
+    contract_options,
     engine_options,
 )
 from .project import CheckRef, checkpoint_path
@@ -56,8 +58,8 @@ class NodeSteps(Handover, Stages):
         nr = self.state.node(node)
         if nr.phase in (Phase.MERGING, Phase.MERGED):
             return  # merging needs the branch, not the tree (and a node merged by hand has neither)
-        if nr.phase in (Phase.CHECKING, Phase.REVIEWING) and nr.base is None:
-            return  # implemented in the main tree before foreman: nothing to set up
+        if nr.phase in (Phase.CHECKING, Phase.REVIEWING, Phase.STALE) and nr.base is None:
+            return  # implemented in the main tree (before foreman, or verified and now stale): nothing to set up
         if self.state.isolation == "worktree":
             base = await finish(self.ws.add_tree, node)
         else:
@@ -90,6 +92,8 @@ class NodeSteps(Handover, Stages):
         if node in self._taken_over:  # its worker was left running when foreman quit: wait for it
             await self._take_over(node, self._taken_over.pop(node))
             return
+        if nr.base is None and nr.phase == Phase.RUNNING:  # a fix task for work checked in the main tree
+            await self._prepare_tree(node)
         self.lifecycle.move(node, Phase.RUNNING, attempt=nr.attempt + 1, attempt_from=nr.head or nr.base)
         attempt = nr.attempt
         tree = self.tree_of(node)
@@ -151,6 +155,8 @@ class NodeSteps(Handover, Stages):
             asked.node = node
             asked.evidence = "\n".join(answer[-60:])
             asked.options = asked.options or engine_options(asked.trigger)  # an unreadable block: ours
+            if asked.trigger == UPSTREAM_POST:  # foreman can carry the change through: one option per upstream
+                asked.options += contract_options(len(asked.options), self.graph.upstream.get(node, ()))
             self._pause(node, asked.trigger, asked.problem, pause=asked)
             return
         if committed:
@@ -320,6 +326,8 @@ class NodeSteps(Handover, Stages):
         changes.update({d: {"status": "verified"} for d in decisions})
         await finish(self.ws.record, changes, f"foreman: {node} verified")
         self._refresh_statuses(changes)
+        nr = self.state.node(node)
+        new_code = bool(nr.stale) and nr.base is not None
         self.lifecycle.move(node, Phase.VERIFIED)
         for decision, feeders in decisions.items():
             self.emit(DecisionVerified(node=decision, feeders=list(feeders)))
@@ -331,3 +339,4 @@ class NodeSteps(Handover, Stages):
         worktree = self.state.isolation == "worktree" and self.state.node(node).base is not None
         if worktree and not self.settings.keep_worktrees:
             await finish(self.ws.remove_tree, node)
+        await self._verified_again(node, new_code)

@@ -53,6 +53,7 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
             Phase.REVIEWING: self._review,
             Phase.MERGING: self._merge,
             Phase.MERGED: self._record,
+            Phase.STALE: self._recheck,
         }.get(phase)
 
     async def _drive(self, node: str) -> None:

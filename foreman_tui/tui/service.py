@@ -49,6 +49,7 @@ PHASE_LOOK = {
     "merging": ("⇢", "merging", "blue"),
     "merged": ("⇢", "merging", "blue"),
     "verified": ("✓", "verified", "bold green"),
+    "stale": ("↻", "stale", "bold yellow"),
     "paused": ("⏸", "PAUSED", "bold black on yellow"),
     "failed": ("✗", "failed", "bold red"),
     "decision": ("◇", "decision", "dim"),
@@ -247,6 +248,11 @@ class EngineService:
         if nr.phase == "pending" and self.wait_reason(node):
             return "waiting"
         return str(nr.phase)
+
+    def stale_reason(self, node: str) -> str:
+        """Why a node that was verified is being verified again ("stale: 01_tokenize's post changed"), or ""."""
+        nr = self.supervisor.state.nodes.get(node)
+        return f"stale: {nr.stale}" if nr is not None and nr.stale else ""
 
     def wait_reason(self, node: str) -> str:
         """Why a pending node has not started: a file shared with a running node, no free slot, or an
