@@ -122,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("option", nargs="?", metavar="OPTION", help="the option's letter: A, B, C…")
     decide.add_argument("--text", default="", help="your instruction (free text), sent to the worker")
     decide.add_argument("--who", help="who decides (default: your user name)")
+    reset = commands.add_parser(
+        "reset",
+        help="Send a process node back to its worker; the verified nodes after it are checked again.",
+        description="Send a process node back to not_started: its worker is dispatched on the next run (or at once, "
+        "by a live run, which takes this within a second). The verified nodes after it become stale (re-checked "
+        "and re-reviewed, their workers only if that fails); with --cascade they are reset too.",
+    )
+    reset.add_argument("map", metavar="MAP", help="the map file")
+    reset.add_argument("node", metavar="NODE", help="the process node")
+    reset.add_argument("--cascade", action="store_true", help="reset the nodes after it too")
+    reset.add_argument("--who", help="who resets (default: your user name)")
 
     run = command("run", "Run the map: workers, commit detection, checks, review, merges (exit 0 done, 3 paused).")
     run_options(run)
@@ -305,7 +316,25 @@ def _trust(args: argparse.Namespace) -> int:
     return trust(args)
 
 
+def _reset(args: argparse.Namespace) -> int:
+    from ..engine.pauses import _user
+    from ..engine.reset import ResetCommand, describe, plan_reset, reset_offline, send_reset
+    from ..engine.runstate import run_is_live
+
+    project = load_project(args.map)
+    who = args.who or _user()
+    plan_reset(project.graph, {}, args.node, args.cascade)  # an unknown or non-process node: exit 2 here
+    if run_is_live(project.doc.project_dir):
+        send_reset(project.doc.project_dir / FOREMAN_DIR, ResetCommand(node=args.node, cascade=args.cascade, who=who))
+        print(f"sent to the live run: reset {args.node}" + (" and what follows" if args.cascade else ""))
+        return EXIT_OK
+    map_path = project.doc.path or Path(args.map).resolve()
+    print(describe(reset_offline(map_path, project.graph, args.node, args.cascade, who)))
+    return EXIT_OK
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "reset": _reset,
     "trust": _trust,
     "decide": _decide,
     "report": _report,

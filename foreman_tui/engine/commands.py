@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from .events import NodeRetried, SchedulingHeld
+from ..map.errors import UsageError
+from .events import NodeRetried, RunNoted, SchedulingHeld
 from .inputs import Inputs
 from .lifecycle import Phase
 from .pauses import STOPPED_BY_PERSON, Decision, write_decision
+from .reset import plan_reset, take_resets
 
 INPUT_TICK = 0.5
 """Seconds between looks at decisions, map edits and feedback while nodes run."""
@@ -87,22 +89,40 @@ class Commands(Inputs):
         self.wake()
         return None
 
-    async def reset_node(self, node: str, who: str) -> str | None:
-        """Throw a node's work away and start it over (stopping it first if it runs)."""
-        nr = self.state.nodes.get(node)
-        if nr is None or node not in self.graph.process_order:
-            return f"{node} is not a process node of this map"
-        if nr.phase in (Phase.MERGING, Phase.MERGED):
-            return f"{node} is being merged; wait a moment"
-        task = self._tasks.get(node)
-        self._resetting.add(node)
+    async def _take_inputs(self) -> None:
+        await self._take_resets()
+        await super()._take_inputs()
+
+    async def _take_resets(self) -> None:
+        """``foreman reset`` from another terminal: the same operation as the TUI's reset."""
+        for command in take_resets(self.home):
+            refused = await self.reset_node(command.node, command.who, command.cascade)
+            if refused:
+                self.emit(RunNoted(note=f"foreman reset {command.node} not done: {refused}"))
+
+    async def reset_node(self, node: str, who: str, cascade: bool = False) -> str | None:
+        """Throw a node's work away and start it over (stopping it first if it runs); the verified nodes after it
+        become stale, or with ``cascade`` are reset too (``reset.py``: the same plan as ``foreman reset``)."""
+        phases = {n: r.phase for n, r in self.state.nodes.items()}
         try:
-            if task is not None:
-                task.cancel()
-                await asyncio.wait([task], timeout=self.settings.stop_grace + 5)
-            await self._reset_node(node, f"reset by {who}")
-        finally:
-            self._resetting.discard(node)
+            plan = plan_reset(self.graph, phases, node, cascade)
+        except UsageError as exc:
+            return str(exc)
+        busy = [n for n in plan.resets if phases.get(n) in (Phase.MERGING, Phase.MERGED)]
+        if busy:
+            return f"{', '.join(busy)} is being merged; wait a moment"
+        for target in plan.resets:
+            task = self._tasks.get(target)
+            self._resetting.add(target)
+            try:
+                if task is not None:
+                    task.cancel()
+                    await asyncio.wait([task], timeout=self.settings.stop_grace + 5)
+                await self._reset_node(target, f"reset by {who}" + (f" (after {node})" if target != node else ""))
+            finally:
+                self._resetting.discard(target)
+        self._reopen_stages(set(plan.resets))
+        await self._mark_stale(plan.stale)
         self.save()
         self.wake()
         return None

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..map.errors import BadInput, UsageError
 from .events import (
+    ContractChanged,
     DecisionIgnored,
     DecisionRecorded,
     DisputeRaised,
@@ -35,7 +36,8 @@ from .pauses import (
     take_decisions,
 )
 from .project import Project
-from .runstate import NodeRun
+from .reset import fresh_run
+from .staleness import Staleness
 from .trust import Untrusted, require_trust
 from .workspace import finish
 
@@ -44,7 +46,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-class Inputs(FeedbackIntake):
+class Inputs(FeedbackIntake, Staleness):
     _map_seen: tuple[int, str, str] | None = None
     halted: bool = False
     """A person chose to stop scheduling (after a structural edit): running nodes finish, no new ones start."""
@@ -112,6 +114,7 @@ class Inputs(FeedbackIntake):
         self.graph = project.graph
         if changed:
             self.emit(MapReloaded(reason=reason))
+            await self._mark_stale(self._stale_now())
         self._note_disputes()
         return True
 
@@ -230,22 +233,42 @@ class Inputs(FeedbackIntake):
             message = self._message_for(node, decision, context) if decision.text or nr.pause else None
             await self._reset_node(node, f"reset by {decision.who}")
             self.lifecycle.note(node, pending_message=message)
+        elif action == "change_post":
+            await self._change_post(decision, nr.pause)
+            context += "\nThe upstream post condition was changed as decided; go on with it."
+            self._unpause(node, Phase.PENDING, pending_message=self._message_for(node, decision, context))
         elif action == "merged":  # apply_decision checked that the branch really is merged
             await finish(self.ws.remove_tree, node)
             self._unpause(node, Phase.MERGING, base=None)  # nothing left to merge: it is only recorded
+
+    async def _change_post(self, decision: Decision, pause: Pause | None) -> None:
+        """Write the decided post condition into the upstream node's ``verify.post`` (committed, in the ledger);
+        that node and everything after it become stale."""
+        option = pause.option(decision.option or "") if pause is not None else None
+        target = option.target if option is not None else None
+        if target is None or self.project.doc.content(target) is None:
+            return
+        text = decision.text.strip() or (pause.problem if pause is not None else "")
+
+        def add_post(doc: dict[str, Any]) -> None:
+            verify = doc.setdefault("contents", {}).setdefault(target, {}).setdefault("verify", {})
+            verify.setdefault("post", []).append({"desc": text})
+
+        await finish(
+            self.ws.edit_contents,
+            add_post,
+            f"foreman: {target}'s post condition changed, as decided at {decision.node}",
+        )
+        self.emit(ContractChanged(node=target, by=decision.node, text=text))
+        self._map_seen = await asyncio.to_thread(self._read_map)
+        await self._reload_project(f"{target}'s post condition changed, as decided")
 
     async def _reset_node(self, node: str, reason: str) -> None:
         """Throw the node's work away: its worktree and branch, its run record (attempts and cost are kept)."""
         nr = self.state.node(node)
         if self.state.isolation == "worktree":
             await finish(self.ws.remove_tree, node)
-        fresh = NodeRun(
-            attempt=nr.attempt,
-            round_start=nr.attempt,
-            history=[*nr.history, f"reset: {reason}"],
-            cost_usd=nr.cost_usd,
-        )
-        self.state.nodes[node] = fresh
+        self.state.nodes[node] = fresh_run(nr, reason)
         self.save()
         await finish(self.ws.write_states, {node: {"status": "not_started"}})
         self.emit(NodeReset(node=node, reason=reason))

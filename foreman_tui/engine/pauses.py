@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field
 from ..map.files import owner_name
 from ..map.store import atomic_write, check_home
 
-Action = Literal["retry", "instruct", "accept", "fail", "reset", "recheck", "rereview", "remerge", "reload", "merged"]
+Action = Literal[
+    "retry", "instruct", "accept", "fail", "reset", "recheck", "rereview", "remerge", "reload", "merged", "change_post"
+]
 
 # Triggers, as SPEC §6 names them.
 SAME_CHECK_3X = "#1 same L1 check failed 3 times"
@@ -161,6 +163,20 @@ def engine_options(trigger: str) -> list[Option]:
     always there too)."""
     choices = _CHOICES.get(trigger, _DEFAULT_CHOICES)
     return [Option(key=chr(ord("A") + i), label=label, action=action) for i, (label, action) in enumerate(choices)]
+
+
+def contract_options(taken: int, upstream: tuple[str, ...] | list[str]) -> list[Option]:
+    """Hard pause #3's options foreman adds to a worker's own: change an upstream node's post condition as
+    proposed (the person's text, else the worker's problem text), which makes that node and what follows stale."""
+    return [
+        Option(
+            key=chr(ord("A") + taken + i),
+            label=f"change {up}'s post condition as proposed (your text, else the worker's)",
+            action="change_post",
+            target=up,
+        )
+        for i, up in enumerate(list(upstream)[:5])
+    ]
 
 
 # ---------------------------------------------------------------------------------- decision files

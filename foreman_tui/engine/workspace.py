@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..map.store import MapStore
+from ..map.store import MapStore, dump_map
 from .gitrepo import BRANCH_PREFIX, MergeOutcome, Repo
 
 T = TypeVar("T")
@@ -166,6 +167,21 @@ class Workspace:
         with self.lock:
             self._flush()
             return self.repo.commit_file(self.map_path, self.store.state_over, message)
+
+    def edit_contents(self, change: Callable[[dict[str, Any]], None], message: str) -> str | None:
+        """An edit of the map's contents that foreman makes for a person (a post condition they decided): applied
+        to the file and, with the state, over the map as committed — committed as one step."""
+        with self.lock:
+            self._flush()
+            self.store.update(change)
+
+            def committed_with_change(base: bytes | None) -> bytes:
+                state_only = self.store.state_over(base)
+                doc = json.loads(state_only)
+                change(doc)
+                return dump_map(doc, state_only.endswith(b"\n"))
+
+            return self.repo.commit_file(self.map_path, committed_with_change, message)
 
     def current_results(self, node: str, sizes: Mapping[str, int]) -> dict[str, list[bool | None]]:
         """The node's ``verify_results`` as they are (on disk, with what is still to be written), sized to its
