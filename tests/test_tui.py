@@ -245,3 +245,34 @@ def test_a_growing_log_keeps_its_scrollbar_and_the_end_in_step_without_relayouts
             assert log.scroll_y == log.max_scroll_y
 
     run(scenario())
+
+
+def test_a_stale_node_says_why_in_the_table_while_it_is_verified_again(tmp_path: Path) -> None:
+    """After a complete run a person tightens 03_seed_centroids' post condition (and its check takes a moment):
+    the table shows 03 and what follows it as stale, with the reason, while they are checked again."""
+    import subprocess
+
+    from .engine_support import foreman, trust_map
+
+    map_path = demo_repo(tmp_path)
+    assert foreman("run", str(map_path), "--headless").returncode == 0
+    doc = json.loads(map_path.read_text())
+    doc["contents"]["03_seed_centroids"]["verify"]["post"].append({"desc": "the seeds are distinct"})
+    doc["contents"]["03_seed_centroids"]["verify"]["core"].append(
+        {"desc": "takes a moment", "level": "L1", "cmd": "python -c 'import time; time.sleep(3)'"}
+    )
+    map_path.write_text(json.dumps(doc, indent=2))
+    subprocess.run(["git", "commit", "-qam", "a stricter seed"], cwd=map_path.parent, check=True)
+    trust_map(map_path)
+
+    async def scenario() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: "stale:" in cell(app, "03_seed_centroids", "why"), what="03 stale")
+            assert cell(app, "03_seed_centroids", "why") == "stale: 03_seed_centroids's post changed"
+            assert cell(app, "04_assign", "why").startswith("stale: 03_seed_centroids's post")
+            assert cell(app, "01_load_points", "status").endswith("verified")
+            await wait_until(pilot, lambda: app.service.finished, what="the run's end")
+            assert cell(app, "03_seed_centroids", "why") == ""
+
+    run(scenario())
