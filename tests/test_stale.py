@@ -80,6 +80,8 @@ def test_a_changed_post_condition_makes_its_node_and_everything_downstream_stale
     stale_commit = git(map_path, "log", "--format=%H", "--grep", "foreman: stale").split()[0]
     shown = json.loads(git(map_path, "show", f"{stale_commit}:algorithm-map.json"))
     assert shown["state"]["nodes"]["04_assign"]["status"] == "implemented"
+    report = foreman("report", str(map_path)).stdout  # each re-verification, and why
+    assert "stale: 03_seed_centroids's post changed" in report.split("## Node `05_update`")[1]
 
 
 def test_editing_an_overview_changes_nothing_and_a_check_command_only_its_node(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ class Inputs(FeedbackIntake, Staleness):
         self.graph = project.graph
         if changed:
             self.emit(MapReloaded(reason=reason))
-            await self._mark_stale(self._stale_now())
+            await self._mark_stale(await self._stale_after_edit())
         self._note_disputes()
         return True
 

@@ -9,6 +9,7 @@ names what changed. A node verified again with new code makes its verified depen
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .context import RunContext
@@ -20,14 +21,21 @@ from .workspace import finish
 
 
 class Staleness(RunContext):
-    def _stale_now(self) -> dict[str, str]:
-        """The verified nodes that are stale against the map as it is now, with why."""
+    def _verified_fingerprints(self) -> dict[str, Fingerprint]:
         verified: dict[str, Fingerprint] = {}
         for node in self.graph.process_order:
             nr = self.state.nodes.get(node)
             if nr is not None and nr.phase == Phase.VERIFIED and nr.fingerprint is not None:
                 verified[node] = nr.fingerprint
-        return find_stale(self.project, verified)
+        return verified
+
+    def _stale_now(self) -> dict[str, str]:
+        """The verified nodes that are stale against the map as it is now, with why."""
+        return find_stale(self.project, self._verified_fingerprints())
+
+    async def _stale_after_edit(self) -> dict[str, str]:
+        """``_stale_now`` for a live run: the comparison (a digest per verified node) in a thread."""
+        return await asyncio.to_thread(find_stale, self.project, self._verified_fingerprints())
 
     def _note_stale(self, reasons: dict[str, str]) -> dict[str, dict[str, Any]]:
         """Move each node to ``stale`` (its old tree and commits forgotten: it is re-checked where it is merged),
