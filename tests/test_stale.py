@@ -62,6 +62,8 @@ def test_a_changed_post_condition_makes_its_node_and_everything_downstream_stale
     assert status["03_seed_centroids"]["stale"] == "03_seed_centroids's post changed"
     assert status["04_assign"]["stale"] == "03_seed_centroids's post changed"
     assert not status["01_load_points"]["stale"] and not status["02_vector_math"]["stale"]
+    text = foreman("status", str(map_path)).stdout
+    assert "Build complete" not in text and f"{len(downstream)} node(s) are stale" in text
 
     again = foreman("run", str(map_path), "--headless")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr

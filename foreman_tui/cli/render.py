@@ -263,7 +263,9 @@ def _status_lines(out: _Out, report: dict[str, Any]) -> None:
     totals = report["totals"]
     by_status = ", ".join(f"{n} {s}" for s, n in totals["by_status"].items())
     out.line(f"Total: {totals['verified']}/{totals['process_nodes']} process nodes verified ({by_status})")
-    if totals["complete"]:
+    if totals.get("stale"):
+        out.line(f"{totals['stale']} node(s) are stale: the next run checks and reviews them again.")
+    elif totals["complete"]:
         out.line(Text("Build complete.", style="bold green") if terminal else "Build complete.")
 
 

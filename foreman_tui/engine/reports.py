@@ -251,6 +251,7 @@ def status_report(project: Project) -> dict[str, Any]:
             "process_nodes": len(process),
             "verified": done,
             "by_status": dict(counts),
-            "complete": bool(process) and done == len(process),
+            "complete": bool(process) and done == len(process) and not stale,
+            "stale": sum(1 for n in nodes if n.get("stale")),
         },
     }
