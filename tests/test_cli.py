@@ -63,7 +63,13 @@ def test_status_lists_regions_and_totals(bpc_copy: Path) -> None:
     assert 'Region "Column Generation Loop": 0/3 verified' in result.stdout
     assert "Total: 0/5 process nodes verified (5 implemented)" in result.stdout
     data = json.loads(run_cli("status", str(bpc_copy), "--json").stdout)
-    assert data["totals"] == {"process_nodes": 5, "verified": 0, "by_status": {"implemented": 5}, "complete": False}
+    assert data["totals"] == {
+        "process_nodes": 5,
+        "verified": 0,
+        "by_status": {"implemented": 5},
+        "complete": False,
+        "stale": 0,
+    }
     assert [r["line"] for r in data["regions"]] == [
         'Region "Column Generation Loop": 0/3 verified',
         'Region "Branch-and-Bound": 0/4 verified',

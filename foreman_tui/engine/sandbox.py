@@ -27,6 +27,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,9 @@ PRIVATE = ("/tmp", "/var/tmp", "/run")
 RESOLV_CONF = Path("/etc/resolv.conf")
 PROBE_TIMEOUT = 20.0
 INSTALL = "install bubblewrap: apt-get install bubblewrap"
+FOREMANS_OWN = (Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[2])
+"""foreman's interpreter and its own source: shown read-only when they lie in a private folder (a checkout under
+``/tmp``), since the commands it starts (the ``python`` shims, the scripted agent) run them."""
 
 
 def sandbox_prefix(writable: Sequence[Path], *, network: bool, readable: Sequence[Path] = ()) -> list[str]:
@@ -51,7 +55,8 @@ def sandbox_prefix(writable: Sequence[Path], *, network: bool, readable: Sequenc
     for folder in private:
         args += ["--tmpfs", str(folder)]
     rw = _existing(writable)
-    ro = _existing([*readable, RESOLV_CONF] if network else readable)  # an agent's name lookups read resolv.conf
+    own = [p for p in _existing(FOREMANS_OWN) if any(p.is_relative_to(folder) for folder in private)]
+    ro = _existing([*readable, *own, RESOLV_CONF] if network else [*readable, *own])  # lookups read resolv.conf
     for path in [*_hidden_entries(rw, private), *ro]:
         args += ["--ro-bind", str(path), str(path)]
     for path in rw:
