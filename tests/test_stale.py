@@ -8,6 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from foreman_tui.engine.lifecycle import Phase
+from foreman_tui.engine.reset import stale_fields
+from foreman_tui.engine.runstate import NodeRun
 from foreman_tui.map.store import atomic_write
 
 from .conftest import DEMO_DIR
@@ -236,3 +239,42 @@ def test_reset_during_a_run_is_done_by_the_run(tmp_path: Path) -> None:
     assert "02_vector_math" in _workers(after)
     assert {e["node"] for e in kinds(after, "NodeStale")} >= {"03_seed_centroids", "04_assign"}
     assert all(s["status"] == "verified" for s in map_state(map_path).values() if s)
+
+
+def test_a_crash_between_stale_and_the_map_is_recovered_at_start(tmp_path: Path) -> None:
+    """The run moved 07_inertia to stale (run.json) and died before the map said implemented: the next start
+    sets the map back and re-verifies it without its worker."""
+    map_path = _complete(tmp_path)
+    run_json = map_path.parent / ".foreman" / "run.json"
+    state = json.loads(run_json.read_text())
+    record = NodeRun.model_validate(state["nodes"]["07_inertia"])  # moved as the engine moves it, then the kill
+    changes = stale_fields(record, "07_inertia's implementation, checks or files changed")
+    state["nodes"]["07_inertia"] = record.model_copy(update={**changes, "phase": Phase.STALE}).model_dump(mode="json")
+    run_json.write_text(json.dumps(state))
+    before = len(events(map_path))
+    again = foreman("run", str(map_path), "--headless")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    evs = events(map_path)[before:]
+    assert not _workers(evs)
+    assert {e["node"] for e in kinds(evs, "ReviewFinished")} == {"07_inertia"}
+    assert "foreman: stale nodes recorded" in git(map_path, "log", "--format=%s")
+
+
+def test_a_reset_cut_short_after_the_map_is_carried_out_at_start(tmp_path: Path) -> None:
+    """An offline reset wrote the map (05_update not_started, its dependants implemented) and died before
+    run.json: the map's word wins — 05's worker runs again, the others are checked again, the stages rerun."""
+    map_path = _complete(tmp_path, nodes=_redoable("05_update"))
+
+    def reset_in_the_map(doc: dict[str, Any]) -> None:
+        doc["state"]["nodes"]["05_update"]["status"] = "not_started"
+        for node in ("07_inertia", "08_summarize", "09_cli"):
+            doc["state"]["nodes"][node]["status"] = "implemented"
+
+    _edit(map_path, reset_in_the_map, "foreman: 05_update reset by someone")
+    before = len(events(map_path))
+    again = foreman("run", str(map_path), "--headless")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    evs = events(map_path)[before:]
+    assert _workers(evs) == ["05_update"]
+    assert {e["node"] for e in kinds(evs, "ReviewFinished")} == {"05_update", "07_inertia", "08_summarize", "09_cli"}
+    assert {e["node"] for e in kinds(evs, "StageFinished")} >= {"region:lloyd", "end"}
