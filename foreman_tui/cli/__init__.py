@@ -317,12 +317,12 @@ def _trust(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from ..engine.pauses import _user
+    from ..engine.pauses import user_name
     from ..engine.reset import ResetCommand, describe, plan_reset, reset_offline, send_reset
     from ..engine.runstate import run_is_live
 
     project = load_project(args.map)
-    who = args.who or _user()
+    who = args.who or user_name()
     plan_reset(project.graph, {}, args.node, args.cascade)  # an unknown or non-process node: exit 2 here
     if run_is_live(project.doc.project_dir):
         send_reset(project.doc.project_dir / FOREMAN_DIR, ResetCommand(node=args.node, cascade=args.cascade, who=who))

@@ -5,7 +5,6 @@ worker prints to ask for one is read by ``pause_blocks.py``.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import time
@@ -16,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ..map.files import owner_name
-from ..map.store import atomic_write, check_home
+from ..map.store import atomic_write, check_home, take_records
 
 Action = Literal[
     "retry", "instruct", "accept", "fail", "reset", "recheck", "rereview", "remerge", "reload", "merged", "change_post"
@@ -81,7 +80,7 @@ class Decision(BaseModel):
     node: str
     option: str | None = None
     text: str = ""
-    who: str = Field(default_factory=lambda: _user())
+    who: str = Field(default_factory=lambda: user_name())
     at: float = Field(default_factory=time.time)
     action: Action | None = None
     label: str = ""
@@ -94,7 +93,8 @@ class Decision(BaseModel):
         return f"The person's instruction: {self.text}"
 
 
-def _user() -> str:
+def user_name() -> str:
+    """Who is deciding (or approving, or resetting): the login name, else ``$USER``."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -199,12 +199,4 @@ def write_decision(home: Path, decision: Decision) -> Path:
 
 def take_decisions(home: Path) -> list[Decision]:
     """Read and remove the decisions waiting on disk, oldest first."""
-    folder = decisions_dir(home)
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        with contextlib.suppress(ValueError):  # a half-written or foreign file: drop it
-            found.append(Decision.model_validate_json(path.read_bytes()))
-        path.unlink(missing_ok=True)
-    return found
+    return take_records(decisions_dir(home), "*.json", Decision)

@@ -10,7 +10,6 @@ repository's run lock.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..map.errors import UsageError
-from ..map.store import MapStore, atomic_write, foreman_dir
+from ..map.store import MapStore, atomic_write, foreman_dir, take_records
 from .gitrepo import Repo
 from .graph import FlowGraph
-from .lifecycle import Phase
+from .lifecycle import Lifecycle, Phase
 from .runstate import NodeRun, RunLock, RunState, RunStore
 
 
@@ -100,15 +99,7 @@ def send_reset(home: Path, command: ResetCommand) -> Path:
 
 def take_resets(home: Path) -> list[ResetCommand]:
     """The reset commands left for the run, oldest first; each file is removed as it is taken."""
-    folder = commands_dir(home)
-    if not folder.is_dir():
-        return []
-    taken = []
-    for path in sorted(folder.glob("*-reset-*.json")):
-        with contextlib.suppress(OSError, ValueError):  # written by someone else's hand, unreadable: dropped
-            taken.append(ResetCommand.model_validate_json(path.read_bytes()))
-        path.unlink(missing_ok=True)
-    return taken
+    return take_records(commands_dir(home), "*-reset-*.json", ResetCommand)
 
 
 # ------------------------------------------------------------------------------------ no run
@@ -137,11 +128,9 @@ def reset_offline(map_path: Path, graph: FlowGraph, node: str, cascade: bool, wh
             state.nodes[target] = fresh_run(state.node(target), f"reset by {who}")
             if state.isolation == "worktree":
                 repo.remove_worktree(target, home / "worktrees" / target)
+        lifecycle = Lifecycle(state, runs)  # the moves of a live run, saved the same way
         for target, reason in plan.stale.items():
-            nr = state.node(target)
-            for key, value in stale_fields(nr, reason).items():
-                setattr(nr, key, value)
-            nr.phase = Phase.STALE
+            lifecycle.move(target, Phase.STALE, **stale_fields(state.node(target), reason))
         for stage in stages_of(graph, {*plan.resets, *plan.stale}):
             state.stages.pop(stage, None)
         runs.save(state)

@@ -10,7 +10,6 @@ repository cannot approve itself and an edited command must be approved again.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ from typing import Any
 from ..config import CONFIG_NAME, AgentSettings, Settings
 from ..map.errors import UsageError
 from ..map.store import atomic_write
+from .pauses import user_name
 from .project import Project
 from .reports import commands_report
 
@@ -209,7 +209,7 @@ class TrustStore:
     def approve(self, items: Iterable[Item], who: str | None = None) -> int:
         """Record approvals (atomically); returns how many were new."""
         data = self.load()
-        who = who or _user()
+        who = who or user_name()
         added = 0
         for item in items:
             if item.key not in data["approved"]:
@@ -219,13 +219,6 @@ class TrustStore:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
         return added
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,16 +233,20 @@ class TrustGate:
 
 def pending(project: Project, settings: Settings | None = None) -> list[tuple[Item, str]]:
     """The items of ``project`` not approved yet (new or changed)."""
+    return _unapproved(project, project_items(project, settings))
+
+
+def _unapproved(project: Project, items: list[Item]) -> list[tuple[Item, str]]:
     store = TrustStore(project.doc.project_dir)
-    return [(item, status) for item, status in store.review(project_items(project, settings)) if status != APPROVED]
+    return [(item, status) for item, status in store.review(items) if status != APPROVED]
 
 
 def require_trust(project: Project, settings: Settings | None = None) -> TrustGate:
     """The gate of a run; raises :class:`Untrusted` (exit 2, the list) when anything is not approved."""
-    waiting = pending(project, settings)
+    items = project_items(project, settings)
+    waiting = _unapproved(project, items)
     if waiting:
         raise Untrusted(project.doc.path or project.doc.project_dir, waiting)
-    items = project_items(project, settings)
     return TrustGate(frozenset(i.text for i in items if i.kind in ("check", "benchmark")))
 
 

@@ -14,11 +14,11 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import MapError, Problem, UsageError, format_path
 from .files import within
@@ -98,6 +98,22 @@ def _temp_copy(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp)
+
+
+Record = TypeVar("Record", bound=BaseModel)
+
+
+def take_records(folder: Path, pattern: str, model: type[Record]) -> list[Record]:
+    """Read and remove the JSON records other processes left in ``folder`` for a run (decisions, resets), oldest
+    first by name; a file that cannot be read as ``model`` (half written by hand, taken already) is dropped."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob(pattern)):
+        with suppress(OSError, ValueError):
+            found.append(model.model_validate_json(path.read_bytes()))
+        path.unlink(missing_ok=True)
+    return found
 
 
 def atomic_write(path: Path, data: bytes) -> None:
