@@ -6,9 +6,9 @@ Times are measured by ``bench/plan_scale.py`` (see docs/benchmarks.md), not here
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,11 @@ from foreman_tui.engine.reports import commands_report, plan_report, status_repo
 from foreman_tui.map.errors import Problem
 from foreman_tui.map.load import parse_map
 
-from .conftest import BPC_MAP, DEMO_MAP, write_map
+from .conftest import BPC_MAP, DEMO_MAP, REPO, write_map
+
+sys.path.insert(0, str(REPO / "bench"))
+
+from plan_scale import chain_map  # bench/ is not a package: imported from its folder; the map the bench times
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\]8;[^\x1b]*\x1b\\")
 PIECES = [*"ab c  xyz-_/.,:()[]\\=@#", "日", "本", "é", "→", "✓", "\u200b", "\t", "\x1b", "\r", ":smile:", "[bold]"]
@@ -92,27 +96,6 @@ def test_a_line_is_written_as_rich_writes_it(width: int, values: list[Any], term
     _same(width, terminal, write, repr(values))
 
 
-def _chain(total: int) -> dict[str, Any]:
-    ids = [f"n{i:05d}" for i in range(1, total - 1)]
-    chain = ["start", *ids, "end"]
-    nodes = [{"id": n, "label": n.upper(), "type": "terminal" if n in ("start", "end") else "process"} for n in chain]
-    contents = {
-        n: {
-            "title": n,
-            "overview": "step",
-            "implementation": f"Files: `pkg/own_{i}.py`",
-            "verify": {"core": [{"desc": "unit", "level": "L1", "cmd": f"pytest tests/test_{i}.py"}]},
-        }
-        for i, n in enumerate(ids, start=1)
-    }
-    return {
-        "version": "0.1.0",
-        "meta": {"title": "chain"},
-        "graph": {"nodes": nodes, "edges": [{"from": a, "to": b} for a, b in itertools.pairwise(chain)]},
-        "contents": contents,
-    }
-
-
 def _regions(total_regions: int) -> dict[str, Any]:
     """Regions of four process nodes and a decision looping back, region checks with commands, two regions
     sharing a label (so a key), a node in two regions, and a long decision command that makes the table wrap."""
@@ -173,7 +156,7 @@ def test_reports_print_the_same_with_and_without_the_direct_writer(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     maps = {"demo": lambda: DEMO_MAP, "bpc": lambda: BPC_MAP}
-    maps["chain"] = lambda: write_map(tmp_path, _chain(300))
+    maps["chain"] = lambda: write_map(tmp_path, chain_map(300))
     maps["regions"] = lambda: write_map(tmp_path, _regions(12))
     project = Project.load(maps[name]())
     direct = _texts(project, monkeypatch, direct=True)
@@ -247,7 +230,7 @@ def test_region_commands_name_the_first_region_with_their_key(tmp_path: Path) ->
 
 
 def test_a_chain_of_thousands_of_nodes_plans_one_node_a_batch() -> None:
-    doc = parse_map(json.dumps(_chain(3000)))
+    doc = parse_map(json.dumps(chain_map(3000)))
     graph = build_graph(doc.model)
     assert graph.order == [n.id for n in doc.model.graph.nodes]
     assert graph.after("start") == graph.process_order
