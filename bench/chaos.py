@@ -159,6 +159,11 @@ def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     )
 
 
+def _executable(path: Path, script: str) -> None:
+    path.write_text(script, encoding="utf-8")
+    path.chmod(0o755)
+
+
 def make_demo(folder: Path, rng: random.Random, timing: Timing) -> Path:
     """The demo in ``folder``, slowed down: the worker sleeps before its commit (per node and attempt) and
     lingers after it, the checks' `python` and the reviewer start late. Committed; returns the map's path."""
@@ -173,24 +178,13 @@ def make_demo(folder: Path, rng: random.Random, timing: Timing) -> Path:
     real = shlex.quote(sys.executable)
     slow_python = folder / "demo" / "slowpy" / "python"
     slow_python.parent.mkdir()
-    slow_python.write_text(
-        f'#!/bin/sh\nsleep {rng.uniform(*timing.check_delay):.3f}\nexec {real} "$@"\n', encoding="utf-8"
-    )
-    slow_python.chmod(0o755)
+    _executable(slow_python, f'#!/bin/sh\nsleep {rng.uniform(*timing.check_delay):.3f}\nexec {real} "$@"\n')
+    agent = f"{real} -m foreman_tui.agents.scripted --script {shlex.quote(str(script_path))}"
     reviewer = script_dir / "reviewer"
-    reviewer.write_text(
-        f"#!/bin/sh\nsleep {rng.uniform(*timing.review_delay):.3f}\n"
-        f"exec {real} -m foreman_tui.agents.scripted --script {shlex.quote(str(script_path))}\n",
-        encoding="utf-8",
-    )
-    reviewer.chmod(0o755)
+    _executable(reviewer, f"#!/bin/sh\nsleep {rng.uniform(*timing.review_delay):.3f}\nexec {agent}\n")
     worker = script_dir / "worker"
-    worker.write_text(
-        f"#!/bin/sh\n{real} -m foreman_tui.agents.scripted --script {shlex.quote(str(script_path))}\n"
-        f"status=$?\nsleep {rng.uniform(*timing.worker_linger):.3f}\nexit $status\n",
-        encoding="utf-8",
-    )
-    worker.chmod(0o755)
+    linger = rng.uniform(*timing.worker_linger)
+    _executable(worker, f"#!/bin/sh\n{agent}\nstatus=$?\nsleep {linger:.3f}\nexit $status\n")
     toml = map_path.parent / "foreman.toml"
     toml.write_text(
         "# chaos harness: the demo, slowed down (bench/chaos.py)\n"
