@@ -7,22 +7,27 @@ an agent through a file or its stdin, never through a shell string.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..config import AgentSettings, Permissions
+from .output import (
+    AgentReport,
+    ClaudeStreamParser,
+    CodexJsonParser,
+    GeminiStreamParser,
+    OutputParser,
+    RateLimit,
+    Tokens,
+)
+
+__all__ = ["AgentReport", "OutputParser", "RateLimit", "Tokens"]
 
 PLACEHOLDERS = ("node_id", "map", "workdir", "prompt_file", "message_file", "attempt")
 INSTRUCTION = "Do the task described on standard input."
-KEPT_LINES = 2000
-KEPT_CHARS = 2000
-"""Characters of one line kept (a hard-pause block or a verdict is far shorter; the log file has every byte)."""
 
 
 DEFAULT_PERMISSIONS: Permissions = "edit+shell"
@@ -48,7 +53,9 @@ PERMISSION_FLAGS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "full": ("--permission-mode", "bypassPermissions"),
     },
-    # Codex: the sandbox its commands run in (read-only: nothing written, no network; workspace-write: the tree).
+    # Codex: the sandbox its commands run in (read-only: nothing written, no network; workspace-write: the tree,
+    # but never a .git folder, nor the git folder a worktree's .git names: a worker there cannot commit; so a codex
+    # worker runs in foreman's sandbox instead — see CODEX_IN_BWRAP — and foreman refuses it without one).
     "codex": {
         "reviewer": ("--sandbox", "read-only"),
         "edit": ("--sandbox", "workspace-write"),
@@ -80,6 +87,11 @@ PERMISSION_FLAGS: dict[str, dict[str, tuple[str, ...]]] = {
 """Each preset's flags per profile: ``reviewer`` (always read-only) and the worker's ``edit`` / ``edit+shell`` /
 ``full``. ``command`` and ``scripted`` agents run their own argv: no profile applies (docs/agents.md)."""
 
+CODEX_IN_BWRAP = ("--dangerously-bypass-approvals-and-sandbox",)
+"""A codex ``edit``/``edit+shell`` worker inside ``[worker] sandbox = "bwrap"``: foreman's sandbox lets it write its
+tree and git's folder (so it can commit) and nothing else; codex's own sandbox would forbid the commit and cannot
+nest inside bubblewrap."""
+
 READ_ONLY = {
     "claude": "read-only (Read, Glob, Grep)",
     "codex": "read-only (sandbox read-only)",
@@ -103,11 +115,6 @@ def permission_profile(agent: Agent, role: str) -> str:
     return READ_ONLY[agent.preset] if key == "reviewer" else key
 
 
-def kept(line: str) -> str:
-    """A line as the report keeps it: cut at ``KEPT_CHARS`` so the report stays a few MiB whatever is printed."""
-    return line if len(line) <= KEPT_CHARS else line[:KEPT_CHARS] + f" … [cut {len(line) - KEPT_CHARS} chars]"
-
-
 @dataclass(frozen=True, slots=True)
 class AgentContext:
     """What one invocation is about."""
@@ -121,6 +128,8 @@ class AgentContext:
     message_file: Path | None = None
     session_id: str | None = None
     files: tuple[str, ...] = ()
+    budget_usd: float | None = None
+    """What this call may still spend, when a budget is set: CLIs with a per-call cap get it."""
 
     def values(self) -> dict[str, str]:
         return {
@@ -138,146 +147,6 @@ class Invocation:
     argv: list[str]
     stdin: Path | None = None
     resumed: bool = False
-
-
-@dataclass
-class AgentReport:
-    """What an agent's output said, as far as its format tells."""
-
-    session_id: str | None = None
-    cost_usd: float | None = None
-    turns: int | None = None
-    steps: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    final_text: str = ""
-    lines: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT_LINES))
-    """The last lines the agent printed (bounded: an agent may print without end)."""
-
-    def text(self) -> str:
-        """The agent's answer: its final message when the format has one, else everything it printed."""
-        return self.final_text or "\n".join(self.lines)
-
-
-class OutputParser:
-    """Plain text agents: every stdout line is part of the answer."""
-
-    def __init__(self) -> None:
-        self.report = AgentReport()
-
-    def feed(self, stream: str, line: str) -> None:
-        self.feed_lines(stream, [line])
-
-    def feed_lines(self, stream: str, lines: list[str]) -> None:
-        """Take a batch of complete lines from one stream (the process runtime hands them over per chunk)."""
-        if stream == "stdout":
-            self.report.lines.extend(map(kept, lines))
-
-
-def _tool_summary(name: str, args: dict[str, Any]) -> tuple[str, str | None]:
-    """A one-line description of a tool call, and the file it edits if any."""
-    path = args.get("file_path") or args.get("path") or args.get("filePath")
-    if name in ("Edit", "Write", "MultiEdit", "NotebookEdit", "write_file", "replace", "edit_file") and path:
-        return f"{name} {path}", str(path)
-    if "command" in args:
-        return f"{name}: {str(args['command'])[:200]}", None
-    return f"{name} {json.dumps(args, ensure_ascii=False)[:200]}", None
-
-
-class JsonLinesParser(OutputParser):
-    """Agents that print one JSON object per line; other stdout lines are kept as plain text."""
-
-    def feed_lines(self, stream: str, lines: list[str]) -> None:
-        if stream != "stdout":
-            return
-        text = self.report.lines
-        for line in lines:
-            if not line.lstrip().startswith("{"):  # cheaper than letting json fail on every text line
-                text.append(kept(line))
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
-                text.append(kept(line))
-                continue
-            if isinstance(data, dict):
-                self.handle(data)
-
-    def handle(self, data: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-
-class ClaudeStreamParser(JsonLinesParser):
-    """``claude -p --output-format stream-json --verbose``: system/init, assistant, user, result lines."""
-
-    def handle(self, data: dict[str, Any]) -> None:
-        report = self.report
-        kind = data.get("type")
-        report.session_id = data.get("session_id") or data.get("sessionId") or report.session_id
-        if kind == "assistant":
-            for block in (data.get("message") or {}).get("content") or []:
-                if block.get("type") == "tool_use":
-                    step, path = _tool_summary(str(block.get("name")), block.get("input") or {})
-                    report.steps.append(step)
-                    if path and path not in report.files:
-                        report.files.append(path)
-                elif block.get("type") == "text" and block.get("text"):
-                    report.lines.extend(map(kept, str(block["text"]).splitlines()))
-        elif kind == "result":
-            report.final_text = str(data.get("result") or "")
-            report.cost_usd = data.get("total_cost_usd", report.cost_usd)
-            report.turns = data.get("num_turns", report.turns)
-            if data.get("is_error"):
-                report.errors.append(str(data.get("subtype") or "error"))
-
-
-class CodexJsonParser(JsonLinesParser):
-    """``codex exec --json``: thread.started, item.* (agent_message, command_execution, file_change), turn.*"""
-
-    def handle(self, data: dict[str, Any]) -> None:
-        report = self.report
-        kind = data.get("type")
-        if kind in ("thread.started", "thread.resumed"):
-            report.session_id = data.get("thread_id") or report.session_id
-        elif kind == "item.completed":
-            item = data.get("item") or {}
-            item_type = item.get("type") or item.get("item_type")
-            if item_type == "agent_message":
-                report.final_text = str(item.get("text") or "")
-            elif item_type == "command_execution":
-                report.steps.append(f"run: {str(item.get('command'))[:200]}")
-            elif item_type == "file_change":
-                for change in item.get("changes") or []:
-                    path = change.get("path")
-                    if path and path not in report.files:
-                        report.files.append(path)
-                        report.steps.append(f"{change.get('kind', 'edit')} {path}")
-        elif kind == "turn.completed":
-            report.turns = (report.turns or 0) + 1
-        elif kind in ("turn.failed", "error"):
-            error = data.get("error") or {}
-            report.errors.append(str(error.get("message") if isinstance(error, dict) else error or data))
-
-
-class GeminiStreamParser(JsonLinesParser):
-    """``gemini --output-format stream-json``: init, message, tool_use, tool_result, error, result."""
-
-    def handle(self, data: dict[str, Any]) -> None:
-        report = self.report
-        kind = data.get("type")
-        if kind == "init":
-            report.session_id = data.get("session_id") or data.get("sessionId") or report.session_id
-        elif kind == "tool_use":
-            step, path = _tool_summary(
-                str(data.get("tool_name") or data.get("name")), data.get("parameters") or data.get("args") or {}
-            )
-            report.steps.append(step)
-            if path and path not in report.files:
-                report.files.append(path)
-        elif kind == "message" and data.get("role") == "assistant":
-            report.final_text += str(data.get("content") or "")
-        elif kind == "error":
-            report.errors.append(str(data.get("message") or data))
 
 
 @dataclass(frozen=True)
@@ -303,10 +172,14 @@ class Agent:
         resume = ctx.session_id is not None and self.resumable and ctx.message_file is not None
         key = profile_key(self, ctx.role)
         profile = list(PERMISSION_FLAGS[self.preset][key]) if key is not None else []
+        if self.preset == "codex" and key in ("edit", "edit+shell") and s.sandbox == "bwrap":
+            profile = list(CODEX_IN_BWRAP)
         if self.preset == "claude":
             argv = ["claude", "-p", "--output-format", "stream-json", "--verbose", *model, *profile]
             if resume:
                 argv += ["--resume", str(ctx.session_id)]
+            if ctx.budget_usd is not None:
+                argv += ["--max-budget-usd", f"{max(ctx.budget_usd, 0.0):.4f}"]
             return Invocation([*argv, *s.args], ctx.message_file if resume else ctx.prompt_file, resume)
         if self.preset == "codex":
             argv = ["codex", "exec", "--json", *profile, "--skip-git-repo-check", *model, *s.args]
@@ -320,6 +193,8 @@ class Agent:
             return Invocation([*argv, "--prompt", INSTRUCTION], ctx.message_file if resume else ctx.prompt_file, resume)
         if self.preset == "aider":
             argv = ["aider", *profile, "--yes-always", "--no-pretty", "--no-stream", "--no-check-update", *model]
+            # Unattended: no .gitignore edit in the node's tree, no release notes or model pages opened in a browser.
+            argv += ["--no-gitignore", "--no-show-release-notes", "--no-show-model-warnings"]
             argv += [*s.args, "--message-file", str(ctx.prompt_file), *ctx.files]
             return Invocation(argv)
         if self.preset == "scripted":
