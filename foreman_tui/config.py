@@ -42,6 +42,9 @@ class AgentSettings(BaseModel):
     sandbox: Sandbox = "none"
     """``bwrap``: run the agent in bubblewrap, writing only its tree and a temp folder (opt-in; the network
     stays on, since an agent CLI needs its model)."""
+    rate_limit_exit: list[int] = Field(default_factory=list)
+    """Exit statuses by which a ``command`` agent says "rate limited, try later" (e.g. ``[75]``): such a call is
+    waited out and retried, not counted as a failed attempt. The presets recognise their CLI's own output."""
 
     @model_validator(mode="after")
     def _command_has_argv(self) -> AgentSettings:
@@ -69,6 +72,25 @@ class CheckSettings(BaseModel):
     sandbox: Sandbox = "none"
     """``bwrap``: checks and the benchmark run in bubblewrap with the network off, writing only their tree and a
     temp folder."""
+
+
+class Price(BaseModel):
+    """What a model's tokens cost, in USD per million (for CLIs that report tokens, not dollars: codex, gemini)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    input: float = Field(ge=0, allow_inf_nan=False)
+    """USD per million input tokens (the uncached ones)."""
+    output: float = Field(ge=0, allow_inf_nan=False)
+    """USD per million output tokens."""
+    cached_input: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """USD per million input tokens read from the provider's cache; unset: the ``input`` price."""
+
+    def cost(self, input_tokens: int, cached_tokens: int, output_tokens: int) -> float:
+        """The dollars of one call; ``cached_tokens`` are part of ``input_tokens`` (as the CLIs count them)."""
+        cached = min(cached_tokens, input_tokens)
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        return ((input_tokens - cached) * self.input + cached * cached_price + output_tokens * self.output) / 1e6
 
 
 class NodeOverride(BaseModel):
@@ -105,6 +127,23 @@ class Settings(BaseSettings):
     """Characters of one output line kept for showing (a longer line is cut with a marker; the log keeps all)."""
     output_memory_mib: float = Field(default=4.0, gt=0, le=1024, allow_inf_nan=False)
     """MiB of a worker's output kept in memory for showing (its log file keeps every byte)."""
+    result_grace: float = Field(default=10.0, ge=0, le=3600, allow_inf_nan=False)
+    """Seconds an agent that printed its final result event may take to exit before its process group is
+    stopped (some CLIs hang after their answer); the attempt is then judged as usual."""
+    stall_timeout: float = Field(default=900.0, gt=0, allow_inf_nan=False)
+    """Seconds an agent may go with no output, no file change in its tree and no commit before it is stopped
+    as stalled (a failed attempt)."""
+    rate_limit_wait: float = Field(default=30.0, gt=0, le=600, allow_inf_nan=False)
+    """Seconds to wait after an agent call hit a rate limit or an overload (429, 529) before retrying it;
+    doubled for each one in a row on the node, up to 10 minutes, with jitter; a retry-after the API gave wins."""
+    budget_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """The run's spend cap in USD: once reached (or the next call would pass it) no worker or reviewer starts
+    and a "budget reached" pause asks whether to raise it."""
+    node_budget_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """One node's spend cap in USD (its workers and reviewers)."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Token prices by model name (the agent's ``model``; key ``default`` for any other), to compute the cost of
+    CLIs that report tokens but not dollars."""
     notify: bool = True
     """Ring the terminal bell when a hard pause opens."""
     notify_desktop: bool = True
@@ -197,6 +236,7 @@ def _problem(err: Any) -> Problem:
             "reviewer": AgentSettings,
             "nodes": NodeOverride,
             "checks": CheckSettings,
+            "prices": Price,
         }
         known = section.get(str(loc[0]), Settings).model_fields if len(loc) > 1 else Settings.model_fields
         return Problem(path, f"unknown setting{did_you_mean(str(loc[-1]), known)}", "remove or rename it")

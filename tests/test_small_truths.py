@@ -82,6 +82,7 @@ def test_a_reviewer_that_cannot_start_is_said_and_a_re_review_needs_no_worker(tm
         "label": "review again (the worker is not run)",
         "action": "rereview",
         "target": None,
+        "amount": None,
     }
     reviewer.write_text(f"#!{sys.executable}\nprint('CLEAN — fine')\n")  # fixed by hand, then: review again
     assert foreman("decide", str(map_path), "01_load_points", "A").returncode == 0

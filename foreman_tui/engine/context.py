@@ -12,24 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..agents.presets import Agent, AgentContext, AgentReport, make_agent
+from ..agents.presets import Agent, make_agent
 from ..config import Settings
 from ..map.model import NodeState, State
 from ..map.store import MapStore, atomic_write, foreman_dir
 from .checks import CheckOutcome, run_check
 from .environment import command_env, project_python, without_secrets
 from .events import (
-    AgentReported,
-    AgentStep,
     Event,
     EventLog,
     FixTaskSent,
     NodePaused,
-    WorkerExited,
-    WorkerStarted,
 )
 from .gitrepo import Repo
 from .lifecycle import WORKER_PHASES, Lifecycle, Phase
+from .limits import Backoff, Throttle
 from .pauses import Decision, Pause, engine_options
 from .preflight import preflight
 from .process import ChildProcess
@@ -38,11 +35,12 @@ from .prompts import (
     fix_message,
 )
 from .runstate import PidFiles, RunLock, RunState, RunStore
-from .sandbox import agent_writable, sandbox_prefix
+from .sandbox import sandbox_prefix
 from .scheduler import Wait
 from .trust import require_trust
+from .watchdog import Activity
 from .watcher import CommitMonitor
-from .workspace import Workspace, finish, finish_async
+from .workspace import Workspace, finish
 
 
 class RunContext:
@@ -83,8 +81,14 @@ class RunContext:
         self.ask: Callable[[Pause], Awaitable[Decision | None]] | None = None
         """How to ask a person when nothing can run until they decide (a terminal, the TUI); None: don't."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._worker_slots = asyncio.Semaphore(self.settings.max_parallel)
-        """At most ``max_parallel`` workers run at once, whatever went back to its worker (a fix task)."""
+        self.throttle = Throttle(self.settings.max_parallel)
+        """At most ``max_parallel`` workers run at once, whatever went back to its worker (a fix task); fewer
+        while the API answers with rate limits (``limits.py``)."""
+        self.backoff = Backoff(self.settings.rate_limit_wait)
+        self._calls_finished = 0
+        self._call_finished = asyncio.Event()
+        self.activity: dict[str, Activity] = {}
+        """When each node's running agent last showed it is working (its output, a commit): for stalls."""
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._wake = asyncio.Event()
@@ -221,25 +225,6 @@ class RunContext:
 
     # ------------------------------------------------------------------------------------- one node
 
-    def _agent_reported(self, node: str, role: str, attempt: int, report: AgentReport) -> None:
-        if not (report.session_id or report.cost_usd or report.steps or report.errors):
-            return  # a plain-text agent: nothing structured to report
-        if report.cost_usd:
-            self.state.node(node).cost_usd += float(report.cost_usd)
-        self.emit(
-            AgentReported(
-                node=node,
-                role=role,
-                attempt=attempt,
-                session_id=report.session_id,
-                cost_usd=report.cost_usd,
-                turns=report.turns,
-                steps=list(report.steps),
-                files=list(report.files),
-                errors=list(report.errors),
-            )
-        )
-
     async def _attach_diff_stat(self, pause: Pause, base: str, head: str) -> None:
         """Add what the node changed (git diff --stat) to a pause's evidence, without blocking the loop."""
         stat = await asyncio.to_thread(self.repo.diff_stat, base, head)
@@ -262,115 +247,6 @@ class RunContext:
 
     def _message_path(self, node: str, name: str) -> Path:
         return self.home / "runs" / node / name
-
-    async def _run_agent(
-        self,
-        node: str,
-        agent: Agent,
-        role: str,
-        attempt: int,
-        prompt: Path,
-        message: Path | None,
-        log: Path,
-        timeout: float,
-        workdir: Path | None = None,
-    ) -> tuple[Any, Any]:
-        """Start one agent process in ``workdir`` (default: the node's tree), wait for it (stopping it at
-        ``timeout``), and return (result, report)."""
-        nr = self.state.node(node)
-        tree = workdir or self.tree_of(node)
-        ctx = AgentContext(
-            node,
-            role,
-            attempt,
-            self.map_path,
-            tree,
-            prompt,
-            message,
-            nr.session_id if role == "worker" else None,
-            self._node_files(node),
-        )
-        invocation = agent.command(ctx)
-        argv = invocation.argv
-        if agent.settings.sandbox == "bwrap":
-            argv = [*sandbox_prefix(agent_writable(tree, self.repo.common_dir), network=True), *argv]
-        env = (
-            self._env()
-            | self.repo.identity_env
-            | {
-                "FOREMAN_NODE_ID": node,
-                "FOREMAN_MAP": str(self.map_path),
-                "FOREMAN_WORKDIR": str(tree),
-                "FOREMAN_PROMPT_FILE": str(prompt),
-                "FOREMAN_ATTEMPT": str(attempt),
-                "FOREMAN_ROLE": role,
-            }
-        )
-        if message is not None:
-            env["FOREMAN_MESSAGE_FILE"] = str(message)
-        parser = agent.parser()
-
-        def on_lines(stream: str, lines: list[str]) -> None:
-            seen = len(parser.report.steps)
-            parser.feed_lines(stream, lines)
-            for step in parser.report.steps[seen:]:
-                self.emit(AgentStep(node=node, role=role, attempt=attempt, step=step))
-            if self.on_output is not None:
-                self.on_output(node, stream, lines)
-
-        mark = self._mark(node, role)
-        child = ChildProcess(argv, tree, env, log, invocation.stdin, on_lines=on_lines, mark=mark)
-        key = f"{node}.{role}"
-        try:
-            pid = await child.start()
-        except OSError as exc:
-            return FailedStart(str(exc)), parser.report
-        self.children[key] = child
-        self.pids.record(node, role, pid, argv, mark)
-        self.emit(
-            WorkerStarted(
-                node=node,
-                role=role,
-                attempt=attempt,
-                pid=pid,
-                argv=argv,
-                workdir=str(tree),
-                log=str(log),
-                resume=invocation.resumed,
-            )
-        )
-        try:
-            result = await child.wait(timeout)
-        except asyncio.CancelledError:
-            if key not in self._handed_off:  # left running on purpose by a person quitting
-                await finish_async(child.stop(self.settings.stop_grace))
-                stopped = WorkerExited(
-                    node=node,
-                    role=role,
-                    attempt=attempt,
-                    exit_code=child.returncode,
-                    duration=child.elapsed,
-                    stopped=True,
-                )
-                self.emit(stopped)
-            raise
-        finally:
-            self.children.pop(key, None)
-            if key not in self._handed_off:
-                self.pids.clear(node, role)
-        self._agent_reported(node, role, attempt, parser.report)
-        self.emit(
-            WorkerExited(
-                node=node,
-                role=role,
-                attempt=attempt,
-                exit_code=result.exit_code,
-                duration=result.duration,
-                timed_out=result.timed_out,
-                stopped=result.stopped,
-            )
-        )
-        return result, parser.report
 
     def _send_fix(self, node: str, reason: str, details: str) -> None:
         nr = self.state.node(node)

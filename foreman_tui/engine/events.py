@@ -129,10 +129,58 @@ class AgentReported(Event):
     steps: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)
+    """``input`` (cached included), ``cached_input``, ``output``, as the CLI counted them; empty if it did not."""
+    cost_source: str = ""
+    """Where ``cost_usd`` comes from: ``reported`` (the CLI said it) or ``prices`` (tokens × foreman.toml's
+    ``[prices]``); empty when the cost is not known."""
 
     def describe(self) -> str:
         cost = f", ${self.cost_usd:.4f}" if self.cost_usd else ""
         return f"{self.role} reported {len(self.steps)} step(s), {len(self.files)} file(s){cost}"
+
+
+@dataclass(kw_only=True)
+class AgentStopped(Event):
+    """An agent process foreman stopped although it had not timed out: it printed its final result and did not
+    exit (``lingered``), or it went silent (``stalled``)."""
+
+    role: str
+    attempt: int
+    reason: str  # "lingered" | "stalled"
+    after: float
+    """Seconds of grace after its result (lingered) or of silence (stalled)."""
+
+    def describe(self) -> str:
+        if self.reason == "stalled":
+            return f"{self.role} stalled: no output, file change or commit for {self.after:g}s — stopped"
+        return f"{self.role} printed its result but did not exit within {self.after:g}s — stopped"
+
+
+@dataclass(kw_only=True)
+class RateLimited(Event):
+    """An agent call refused for a rate limit or an overload: not a failed attempt; it is retried (resumed,
+    when the agent can) after ``wait`` seconds, with fewer workers at once."""
+
+    role: str
+    attempt: int
+    wait: float
+    retry_at: float
+    reason: str
+    parallel: int
+    """Workers that may run at once from now (``max_parallel`` halved, never below one)."""
+
+    def describe(self) -> str:
+        return f"{self.role} rate limited — retry in {self.wait:.0f}s ({self.parallel} at once now): {self.reason}"
+
+
+@dataclass(kw_only=True)
+class BudgetRaised(Event):
+    """A person raised the run's budget (``node`` = "budget") or a node's."""
+
+    by: float
+    budget: float
+    who: str
 
 
 @dataclass(kw_only=True)

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ..map.errors import BadInput, UsageError
+from .calls import Calls, budget_amount
 from .events import (
     ContractChanged,
     DecisionIgnored,
@@ -25,6 +26,7 @@ from .gitrepo import BRANCH_PREFIX
 from .lifecycle import Phase
 from .pauses import (
     APPROVAL_GATE,
+    BUDGET_REACHED,
     FEEDBACK_ON_VERIFIED,
     REVIEW_FAILED,
     SPEC_DEPARTURE,
@@ -46,7 +48,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-class Inputs(FeedbackIntake, Staleness):
+class Inputs(FeedbackIntake, Staleness, Calls):
     _map_seen: tuple[int, str, str] | None = None
     halted: bool = False
     """A person chose to stop scheduling (after a structural edit): running nodes finish, no new ones start."""
@@ -153,6 +155,9 @@ class Inputs(FeedbackIntake, Staleness):
         if option is None and not decision.text.strip():
             self.emit(DecisionIgnored(node=decision.node, reason="neither an option nor an instruction"))
             return False
+        if pause.trigger == BUDGET_REACHED and option is None and budget_amount(decision.text) is None:
+            self.emit(DecisionIgnored(node=decision.node, reason="choose an option, or type the dollars to add"))
+            return False
         if (
             option is not None
             and option.action == "merged"
@@ -181,6 +186,8 @@ class Inputs(FeedbackIntake, Staleness):
         )
         if decision.node == "map":
             await self._decide_map(decision)
+        elif pause.trigger == BUDGET_REACHED:
+            await self._decide_budget(decision, option)
         elif decision.node.startswith(("region:", "decision:")) or decision.node == "end":
             await self._decide_stage(decision, pause, option)
         else:

@@ -102,6 +102,10 @@ class Ledger:
             elif kind == "AttemptFailed":
                 cause_cap = retries
                 out.append(f"{at} attempt {d['attempt']} failed: {d['reason']}")
+            elif kind == "AgentStopped":
+                out.append(f"{at} {d['role']} {'stalled' if d['reason'] == 'stalled' else 'lingered after its result'}")
+            elif kind == "RateLimited":
+                out.append(f"{at} {d['role']} rate limited, retried after {d['wait']:.0f} s: {d['reason'][:120]}")
             elif kind == "CommitDetected":
                 out.append(f"{at} commit {d['sha'][:10]} ({d['detected_by']}): {d['subject']}")
             elif kind == "FixTaskSent":
@@ -238,6 +242,9 @@ class Ledger:
                 why = failed[-1]["reason"] if failed else "marked failed"
                 stopped = ", ".join(failed[-1]["dependants"]) if failed and failed[-1]["dependants"] else "none"
                 lines.append(f"- Failed: {key} — {why}; its dependants were stopped: {stopped}")
+        budget = self.project.settings.budget_usd
+        budget_text = f" of a ${budget + self.run.budget_raised:.2f} budget" if budget is not None else ""
+        lines.append(f"- Spend: ${self.run.spent():.4f}{budget_text}")
         lines.append("- Risks: " + ("none recorded" if not risks else ""))
         lines += [f"  - {r}" for r in risks]
         return [*lines, ""]

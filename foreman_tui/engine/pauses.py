@@ -18,7 +18,19 @@ from ..map.files import owner_name
 from ..map.store import atomic_write, check_home, take_records
 
 Action = Literal[
-    "retry", "instruct", "accept", "fail", "reset", "recheck", "rereview", "remerge", "reload", "merged", "change_post"
+    "retry",
+    "instruct",
+    "accept",
+    "fail",
+    "reset",
+    "recheck",
+    "rereview",
+    "remerge",
+    "reload",
+    "merged",
+    "change_post",
+    "raise_budget",
+    "stop",
 ]
 
 # Triggers, as SPEC §6 names them.
@@ -39,6 +51,7 @@ APPROVAL_GATE = "approval gate"
 REVIEW_FAILED = "review failed"
 INTERNAL = "internal error"
 STOPPED_BY_PERSON = "stopped by a person"
+BUDGET_REACHED = "budget reached"
 
 
 class Option(BaseModel):
@@ -47,6 +60,8 @@ class Option(BaseModel):
     action: Action
     target: str | None = None
     """The node the action is about, when it is not the paused one (a region's pause naming its nodes)."""
+    amount: float | None = None
+    """For ``raise_budget``: by how many USD."""
 
 
 class Pause(BaseModel):
@@ -60,6 +75,8 @@ class Pause(BaseModel):
     source: Literal["engine", "worker"] = "engine"
     suspect: str | None = None
     """For L2/L3 failures: the first suspicious node the diagnosis named."""
+    resume: str | None = None
+    """For a node's budget pause: the phase it goes on in once its budget is raised."""
     at: float = Field(default_factory=time.time)
 
     def option(self, key: str) -> Option | None:

@@ -60,6 +60,8 @@ class ProcessResult:
     duration: float
     timed_out: bool = False
     stopped: bool = False
+    stopped_for: str | None = None
+    """Why a watcher stopped it, when one did (``watchdog.py``: lingered after its result, stalled)."""
 
 
 class _Line:

@@ -180,6 +180,17 @@ def _stale(project: Project, run: RunState | None) -> dict[str, str]:
     return find_stale(project, verified)
 
 
+def _spend(project: Project, run: RunState | None) -> dict[str, Any]:
+    """What the run spent (every call that reported or priced its cost) against its budgets."""
+    settings = project.settings
+    raised = run.budget_raised if run else 0.0
+    return {
+        "total_usd": round(run.spent(), 6) if run else 0.0,
+        "budget_usd": settings.budget_usd + raised if settings.budget_usd is not None else None,
+        "node_budget_usd": settings.node_budget_usd,
+    }
+
+
 def status_report(project: Project) -> dict[str, Any]:
     graph = project.graph
     verified = project.verified()
@@ -204,6 +215,9 @@ def status_report(project: Project) -> dict[str, Any]:
                 entry["phase"] = f"interrupted while {phase}" if interrupted else phase
                 entry["attempt"] = nr.attempt
             entry["stale"] = stale.get(node) or (nr.stale if nr is not None else "")
+            entry["cost_usd"] = round(nr.cost_usd, 6) if nr is not None else 0.0
+            entry["rate_limited"] = nr.rate_limited if nr is not None and live else ""
+            entry["retry_at"] = nr.retry_at if nr is not None and live else None
         elif graph.types[node] == "decision":
             entry["feeders_verified"] = graph.decision_verified(node, verified)
         nodes.append(entry)
@@ -247,6 +261,7 @@ def status_report(project: Project) -> dict[str, Any]:
         "pauses": pauses,
         "failed": failed,
         "feedback_unmatched": [m.model_dump() for m in run.feedback_unmatched] if run else [],
+        "spend": _spend(project, run),
         "totals": {
             "process_nodes": len(process),
             "verified": done,

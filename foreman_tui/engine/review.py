@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .context import FailedStart, RunContext
+from .calls import Calls
+from .context import FailedStart
 from .events import (
     AttemptFailed,
     ReviewFinished,
@@ -27,7 +28,7 @@ TEST_PATH = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[a-z]+$)")
 """Test files a node may always touch besides its owned files."""
 
 
-class Reviews(RunContext):
+class Reviews(Calls):
     def _scope(self, node: str) -> tuple[list[str], list[str]]:
         """(owned files that exist, files the node changed outside its scope), project-relative."""
         nr = self.state.node(node)
@@ -52,15 +53,11 @@ class Reviews(RunContext):
         change the node's tree), removed when it is done."""
         head = self.state.node(node).head
         if head is None:  # nothing committed to look at: the node's tree, read-only flags still apply
-            return await self._run_agent(
-                node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout
-            )
+            return await self._call(node, self.reviewer, "reviewer", round_, prompt, None, log)
         root = await finish(self.ws.add_review_tree, node, head)
         try:
             workdir = root / self._rel_project()
-            return await self._run_agent(
-                node, self.reviewer, "reviewer", round_, prompt, None, log, self.settings.timeout, workdir
-            )
+            return await self._call(node, self.reviewer, "reviewer", round_, prompt, None, log, workdir)
         finally:
             await finish(self.ws.remove_review_tree, node)
 
@@ -69,6 +66,8 @@ class Reviews(RunContext):
         on item 1, a reviewer that cannot start → paused."""
         nr = self.state.node(node)
         for _ in range(2):  # one retry when the reviewer gives no verdict
+            if not await self._budget_allows(node, "reviewer"):
+                return
             nr.review_round += 1
             round_ = nr.review_round
             if round_ > self.settings.review_rounds + 1:

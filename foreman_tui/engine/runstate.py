@@ -50,6 +50,15 @@ class NodeRun(BaseModel):
     accepted: list[str] = Field(default_factory=list)
     """Checks a person accepted as failing (a dispute accepted), by name."""
     cost_usd: float = 0.0
+    budget_raised: float = 0.0
+    """USD a person added to ``node_budget_usd`` for this node."""
+    thread_tokens: dict[str, list[int]] = Field(default_factory=dict)
+    """Token totals of each conversation (session) so far, as [input, cached input, output], for CLIs that report
+    a resumed conversation's totals (Codex): what one call used is the difference."""
+    rate_limited: str = ""
+    """While a rate-limited call of this node waits: what the API said; empty otherwise."""
+    retry_at: float | None = None
+    """While it waits: when the call is retried (epoch seconds)."""
     attempt_from: str | None = None
     """The node's head when its current attempt began: a commit beyond it, found after a crash, is kept."""
     merged: str | None = None
@@ -93,6 +102,14 @@ class RunState(BaseModel):
     """Digests of the feedback notes already taken (a resubmitted file repeats them)."""
     feedback_unmatched: list[FeedbackMiss] = Field(default_factory=list)
     """Notes in kept feedback files that match no node or region."""
+    budget_raised: float = 0.0
+    """USD a person added to ``budget_usd`` at a "budget reached" pause (kept across resumes)."""
+    largest_call_usd: float = 0.0
+    """The most one agent call has cost in this run: what the next one is expected to cost at most."""
+
+    def spent(self) -> float:
+        """USD spent by every node's workers and reviewers so far."""
+        return sum(nr.cost_usd for nr in self.nodes.values())
 
     def node(self, node_id: str) -> NodeRun:
         return self.nodes.setdefault(node_id, NodeRun())

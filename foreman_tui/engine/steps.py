@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..map.files import read_inside
+from .calls import Calls
 from .checks import check_event
 from .context import FailedStart
 from .events import (
@@ -47,10 +48,11 @@ from .pauses import (
 from .project import CheckRef, checkpoint_path
 from .prompts import checkpoint_problem, worker_prompt
 from .stages import Stages
+from .watchdog import LINGERED, STALLED
 from .workspace import finish
 
 
-class NodeSteps(Handover, Stages):
+class NodeSteps(Handover, Stages, Calls):
     # ------------------------------------------------------------------------------------- the tree
 
     async def _prepare_tree(self, node: str) -> None:
@@ -69,6 +71,8 @@ class NodeSteps(Handover, Stages):
 
     def _on_commit(self, node: str, commit: CommitInfo, detected_by: str, detected_at: float) -> None:
         nr = self.lifecycle.note(node, head=commit.sha)  # written at once: a crash from here on keeps it
+        if node in self.activity:
+            self.activity[node].touch()
         branch = BRANCH_PREFIX + node if self.state.isolation == "worktree" else self.state.integration_branch
         self.emit(
             CommitDetected(
@@ -92,6 +96,8 @@ class NodeSteps(Handover, Stages):
         if node in self._taken_over:  # its worker was left running when foreman quit: wait for it
             await self._take_over(node, self._taken_over.pop(node))
             return
+        if not await self._budget_allows(node, "worker"):
+            return
         if nr.base is None and nr.phase == Phase.RUNNING:  # a fix task for work checked in the main tree
             await self._prepare_tree(node)
         self.lifecycle.move(node, Phase.RUNNING, attempt=nr.attempt + 1, attempt_from=nr.head or nr.base)
@@ -114,11 +120,7 @@ class NodeSteps(Handover, Stages):
         self._monitor.track(node, nr.head or nr.base or "HEAD", tracking_branch)
         log = self.home / "logs" / node / f"{attempt}.log"
         try:
-            async with self._worker_slots:
-                result, report = await self._run_agent(
-                    node, self.worker, "worker", attempt, prompt, message, log, self.settings.timeout
-                )
-            await self._monitor.scan("exit")
+            result, report = await self._call(node, self.worker, "worker", attempt, prompt, message, log)
         finally:
             self._monitor.untrack(node)
         if report.session_id:
@@ -127,6 +129,10 @@ class NodeSteps(Handover, Stages):
             reason = f"the agent could not start: {result.message}"
         elif result.timed_out:
             reason = f"timed out after {self.settings.timeout:g}s and was stopped"
+        elif result.stopped_for == STALLED:
+            reason = f"stalled: no output, file change or commit for {self.settings.stall_timeout:g}s; stopped"
+        elif result.stopped_for == LINGERED:
+            reason = f"did not exit {self.settings.result_grace:g}s after its final result (stopped), without a commit"
         else:
             reason = f"exited with status {result.exit_code} without a commit"
         said = [*report.lines, *report.final_text.splitlines()]  # a block may be in any message, or the result

@@ -59,7 +59,8 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
     async def _drive(self, node: str) -> None:
         """Take the node through the steps of its phases until it is verified or paused."""
         await self._prepare_tree(node)
-        while (step := self._step(self.lifecycle.phase(node))) is not None:
+        # A step whose call the run's budget refused leaves the node as it is (the budget pause is open): later.
+        while (step := self._step(self.lifecycle.phase(node))) is not None and not self._budget_paused():
             await step(node)
 
     # ------------------------------------------------------------------------------------------- loop
@@ -68,7 +69,7 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
         """No new node starts while stopping, after a person halted the run or held scheduling, or while a
         structural edit of the map waits for a decision (running nodes finish either way)."""
         map_pause = self.state.nodes.get("map")
-        held = self._stopping or self.halted or self.held
+        held = self._stopping or self.halted or self.held or self._budget_paused()
         return held or (map_pause is not None and map_pause.phase == "paused")
 
     def _start_ready(self) -> None:
@@ -80,7 +81,7 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
         # A slot is a worker: a node being checked, reviewed or merged frees its slot (its files stay its own).
         working = [n for n in self._tasks if self.lifecycle.phase(n) in WORKER_PHASES]
         holding = [n for n in self._tasks if n not in working]
-        batch = next_batch(ready, self.project.files, working, self.settings.max_parallel, holding)
+        batch = next_batch(ready, self.project.files, working, self.throttle.limit, holding)
         self.waits = batch.waits
         for node in batch.start:
             self._tasks[node] = asyncio.create_task(self._drive(node), name=f"node:{node}")
