@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -274,5 +275,28 @@ def test_a_stale_node_says_why_in_the_table_while_it_is_verified_again(tmp_path:
             assert cell(app, "01_load_points", "status").endswith("verified")
             await wait_until(pilot, lambda: app.service.finished, what="the run's end")
             assert cell(app, "03_seed_centroids", "why") == ""
+
+    run(scenario())
+
+
+def test_a_rate_limited_node_says_when_it_retries_and_the_header_says_fewer_run(tmp_path: Path, monkeypatch) -> None:
+    """A worker's call refused with a 429 (Claude Code's recorded result): its row says "rate limited — retry in
+    Ns" while it waits, the header says how many workers run at once now and what the run has spent."""
+    from .standin_support import NODE, standin_run
+
+    map_path, env = standin_run(tmp_path, {NODE: ["rate_limit", "work"]}, "rate_limit_wait = 30\n")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    async def scenario() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: "rate limited" in cell(app, NODE, "why"), what="the rate-limit note")
+            assert re.fullmatch(r"rate limited — retry in \d+s", cell(app, NODE, "why")), cell(app, NODE, "why")
+            summary = str(app.screen.query_one("#summary").render())
+            # max_parallel 3 halved to 1; another node's call going through since may have raised it to 2.
+            assert re.search(r"rate limited: [12] at once", summary), summary
+            app.service.supervisor.request_stop()
+            await wait_until(pilot, lambda: app.service.finished, what="the run's end")
 
     run(scenario())

@@ -126,6 +126,12 @@ class MainScreen(Screen[None]):
         text.append(" foreman ", style="bold reverse")
         text.append(f" {service.supervisor.map_path.name} ", style="bold")
         text.append(f" {len(service.verified())}/{total} verified · {len(service.running())} running")
+        spent, budget = service.spend()
+        if spent or budget is not None:
+            text.append(f" · ${spent:.2f}" + (f" of ${budget:.2f}" if budget is not None else ""))
+        limit = service.supervisor.throttle.limit
+        if limit < service.settings.max_parallel:
+            text.append(f"  rate limited: {limit} at once ", style="bold black on yellow")
         waiting = len(service.pauses())
         if waiting:
             text.append(f"  ⏸ {waiting} pause{'s' if waiting > 1 else ''} waiting ", style="bold black on yellow")

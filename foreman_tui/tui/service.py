@@ -18,7 +18,9 @@ from pathlib import Path
 from ..config import Settings
 from ..engine.events import (
     AgentStep,
+    AgentStopped,
     CheckFinished,
+    CommitDetected,
     Event,
     NodePaused,
     NodeReset,
@@ -100,6 +102,8 @@ class NodeFeed:
     ended: float | None = None
     log: str | None = None
     """The current attempt's log file."""
+    stalled: int | None = None
+    """The attempt that was stopped as stalled, while the node has not moved on from it."""
 
     def add(self, lines: list[str]) -> None:
         lines = cut_lines(lines, self.line_limit)
@@ -225,6 +229,10 @@ class EngineService:
                 feed.add([f"\x1b[2m── {what} {event.attempt} ──\x1b[0m"])
         elif isinstance(event, AgentStep):
             feed.add_steps([f"[{event.role}] {event.step}"])
+        elif isinstance(event, AgentStopped) and event.reason == "stalled":
+            feed.stalled = event.attempt
+        elif isinstance(event, CommitDetected | NodeVerified | NodeReset):
+            feed.stalled = None
         elif isinstance(event, CheckFinished) and event.level == "L1":
             feed.checks[event.check] = event
         elif isinstance(event, NodeVerified | NodePaused):
@@ -253,6 +261,22 @@ class EngineService:
         """Why a node that was verified is being verified again ("stale: 01_tokenize's post changed"), or ""."""
         nr = self.supervisor.state.nodes.get(node)
         return f"stale: {nr.stale}" if nr is not None and nr.stale else ""
+
+    def limit_reason(self, node: str, now: float) -> str:
+        """A limit the node's agent ran into: "rate limited — retry in 40s", "attempt 2 stalled", or ""."""
+        nr = self.supervisor.state.nodes.get(node)
+        if nr is not None and nr.retry_at is not None:
+            return f"rate limited — retry in {max(0.0, nr.retry_at - now):.0f}s"
+        feed = self.feeds.get(node)
+        if feed is not None and feed.stalled is not None:
+            return f"attempt {feed.stalled} stalled: stopped"
+        return ""
+
+    def spend(self) -> tuple[float, float | None]:
+        """(USD spent by the run so far, its budget or None)."""
+        state, settings = self.supervisor.state, self.settings
+        budget = settings.budget_usd + state.budget_raised if settings.budget_usd is not None else None
+        return state.spent(), budget
 
     def wait_reason(self, node: str) -> str:
         """Why a pending node has not started: a file shared with a running node, no free slot, or an

@@ -202,7 +202,11 @@ class NodeTable(DataTable[Text | str]):
             marks.append(mark, style=mark_style)
         values["checks"] = marks
         pause = service.pause_of(node)
-        why = f"[{pause.trigger}] {pause.problem}" if pause else service.stale_reason(node) or service.wait_reason(node)
+        why = (
+            f"[{pause.trigger}] {pause.problem}"
+            if pause
+            else service.limit_reason(node, now) or service.stale_reason(node) or service.wait_reason(node)
+        )
         why = printable(why[:200], one_line=True)
         values["why"] = Text(why if len(why) <= 40 else why[:39] + "…")  # Text: a str cell would be markup
         cost = service.cost(node)
