@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..agents.presets import Agent, missing_program
+from ..agents.presets import Agent, missing_program, profile_key
 from ..config import Settings
 from ..map.errors import UsageError
 from .environment import ProjectPython
@@ -47,6 +47,16 @@ def preflight(repo: Repo, map_path: Path, settings: Settings, python: ProjectPyt
             f'the {role}\'s program `{program}` (preset "{agent.preset}"{default}) is not found {where}. '
             f"Install it, or choose another {role} in foreman.toml:\n"
             f"    [{role}]\n    preset = ...   # {ALTERNATIVES}"
+        )
+    worker = agents.get("worker")
+    confined = worker is not None and profile_key(worker, "worker") in ("edit", "edit+shell")
+    if confined and settings.worker.preset == "codex" and settings.worker.sandbox != "bwrap":
+        raise PreflightError(
+            "a codex worker cannot commit in its own sandbox (`--sandbox workspace-write` makes git's folder "
+            "read-only), so every attempt would fail. Choose one in foreman.toml:\n"
+            '    [worker]\n    sandbox = "bwrap"     # foreman\'s sandbox: writes its tree and git only '
+            "(docs/agents.md#permissions)\n"
+            '    permissions = "full"  # or: no sandbox at all (in a container or a VM)'
         )
     sandboxed = [
         section

@@ -116,4 +116,5 @@ def agent_writable(tree: Path, git_dir: Path) -> list[Path]:
     root = next((parent for parent in (tree, *tree.parents) if (parent / ".git").exists()), tree)
     home = Path.home()
     cli_state = [home / name for name in (".claude", ".claude.json", ".codex", ".gemini", ".aider")]
-    return [root, git_dir, *cli_state]
+    moved = [Path(os.environ[name]) for name in ("CODEX_HOME", "CLAUDE_CONFIG_DIR") if os.environ.get(name)]
+    return [root, git_dir, *cli_state, *moved]
