@@ -78,3 +78,57 @@ def demo_steps(node: str, attempt: int = 1) -> list[dict[str, Any]]:
     paths = " ".join(files)
     commit = f"git add -- {paths} && git commit -q -m '{node}: implemented' -m 'Foreman-Node: {node}' -- {paths}"
     return [{"write": files}, {"bash": commit}, {"say": f"{node} is implemented and committed."}]
+
+
+# The Gemini CLI (foreman_tui/testing/gemini_server.py) and aider (its own venv), as `.ci/install-agents` installs them.
+
+
+def gemini_env(url: str, home: Path) -> dict[str, str]:
+    """Point the Gemini CLI at the scripted model on loopback: API-key auth (``$HOME/.gemini/settings.json``), a
+    dummy key, no usage statistics, no telemetry, no update check; nothing leaves the machine."""
+    from foreman_tui.testing.gemini_server import SETTINGS
+
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    (home / ".gemini" / "settings.json").write_text(json.dumps(SETTINGS))
+    return {
+        "PATH": os.pathsep.join([str(agent_bin("gemini").parent), os.environ.get("PATH", "")]),
+        "GOOGLE_GEMINI_BASE_URL": url,
+        "GEMINI_API_KEY": "gemini-test-dummy",
+        "HOME": str(home),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "NO_COLOR": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+    }
+
+
+def run_gemini(
+    argv: list[str], workdir: Path, script: dict[str, Any], prompt: str, home: Path, **env: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Run the real Gemini CLI with ``argv`` (as a preset builds it, ``gemini`` first) in ``workdir``, ``prompt``
+    on stdin, against ``script``: (the stream-json lines it printed, the requests the model got, its stdout)."""
+    from foreman_tui.testing.gemini_server import GeminiServer
+
+    with GeminiServer(script) as server:
+        done = subprocess.run(
+            argv,
+            input=prompt,
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            env={**gemini_env(server.url, home), **env},
+            timeout=180,
+        )
+        requests = server.model.requests
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")], requests, done.stdout
+
+
+AIDER_VENV = AGENTS_DIR / "aider-venv"
+
+
+def aider_bin() -> Path:
+    """aider, in the venv of its own `.ci/install-agents` made. Missing is a failure, never a silent skip."""
+    found = AIDER_VENV / "bin" / "aider"
+    if not found.exists():
+        pytest.fail(f"aider is not installed at {found}; run `bash .ci/install-agents` (a venv with aider-chat)")
+    return found
