@@ -18,12 +18,11 @@ from foreman_tui.config import AgentSettings
 from foreman_tui.testing.gemini_server import USAGE, GeminiServer
 
 from .claude_support import DEMO, demo_steps, gemini_env, run_gemini
+from .e2e_support import PRICES, check_priced_calls, of_role
 from .engine_support import DEMO_PROCESS, demo_repo, events, foreman, init_repo, kinds, map_state, trust_map
 
 NODES = DEMO_PROCESS
 MODEL = "gemini-test"
-PRICES = {"input": 1.25, "cached_input": 0.125, "output": 10.0}
-"""USD per million tokens, ``[prices.gemini-test]``."""
 WRITES = {"run_shell_command", "write_file", "replace", "web_fetch"}
 """Tools the CLI does not even offer a headless run in approval mode ``default`` (a call to one: "not found")."""
 
@@ -52,24 +51,6 @@ SETTINGS = (
 )
 
 
-def run_tokens(requests: int) -> dict[str, int]:
-    """What a run that made ``requests`` model requests used: the server reports ``USAGE`` for each, the CLI sums
-    them over the run (a resumed run counts only its own requests)."""
-    return {
-        "input": USAGE["promptTokenCount"] * requests,
-        "cached_input": USAGE["cachedContentTokenCount"] * requests,
-        "output": USAGE["candidatesTokenCount"] * requests,
-    }
-
-
-def price(tokens: dict[str, int]) -> float:
-    fresh = tokens["input"] - tokens["cached_input"]
-    paid = (
-        fresh * PRICES["input"] + tokens["cached_input"] * PRICES["cached_input"] + tokens["output"] * PRICES["output"]
-    )
-    return paid / 1_000_000
-
-
 def test_the_gemini_preset_runs_the_demo_against_the_real_cli(tmp_path: Path) -> None:
     map_path = demo_repo(tmp_path)
     (map_path.parent / "foreman.toml").write_text(SETTINGS)
@@ -85,10 +66,10 @@ def test_the_gemini_preset_runs_the_demo_against_the_real_cli(tmp_path: Path) ->
     assert all(map_state(map_path)[n]["status"] == "verified" for n in NODES)
 
     def started(node: str, role: str = "worker") -> list[dict[str, Any]]:
-        return [e["detail"] for e in kinds(evs, "WorkerStarted", node) if e["detail"]["role"] == role]
+        return of_role(evs, "WorkerStarted", node, role)
 
     def reported(node: str, role: str = "worker") -> list[dict[str, Any]]:
-        return [e["detail"] for e in kinds(evs, "AgentReported", node) if e["detail"]["role"] == role]
+        return of_role(evs, "AgentReported", node, role)
 
     # 04's tie test failed; the fix went back into the same session with `--resume <session_id>`, and the model
     # saw the failing output in that conversation.
@@ -126,30 +107,12 @@ def test_the_gemini_preset_runs_the_demo_against_the_real_cli(tmp_path: Path) ->
     live = [e["detail"]["step"] for e in kinds(evs, "AgentStep", "01_load_points") if e["detail"]["role"] == "worker"]
     assert live == first["steps"]
 
-    # Tokens and cost, per call: a worker's n-th run answered the n-th instruction of its session (episode n), a
-    # review is a conversation of its own.
-    def calls(node: str, role: str) -> list[int]:
-        mine = [r for r in requests if r["node"] == node and r["role"] == role]
-        if role == "worker":
-            return [sum(1 for r in mine if r["episode"] == n) for n in range(1, max(r["episode"] for r in mine) + 1)]
-        firsts = list(dict.fromkeys(r["instructions"][0] for r in mine))
-        return [sum(1 for r in mine if r["instructions"][0] == first) for first in firsts]
-
-    assert sum(1 for r in requests if r["node"] is None) == 0  # every request belonged to a node's conversation
-    report = foreman("report", str(map_path)).stdout
-    for node in NODES:
-        total = 0.0
-        for role in ("worker", "reviewer"):
-            runs = reported(node, role)
-            assert [r["tokens"] for r in runs] == [run_tokens(n) for n in calls(node, role)], (node, role)
-            for run, n in zip(runs, calls(node, role), strict=True):
-                assert run["cost_source"] == "prices"
-                assert run["cost_usd"] == pytest.approx(price(run_tokens(n)))
-                total += run["cost_usd"]
-        section = report.split(f"## Node `{node}`")[1].split("\n## ")[0]
-        assert f"cost: ${total:.4f}" in section
-    spent = sum(e["detail"]["tokens"]["input"] for e in kinds(evs, "AgentReported"))
-    assert spent == USAGE["promptTokenCount"] * len(requests)
+    usage = {
+        "input": USAGE["promptTokenCount"],
+        "cached_input": USAGE["cachedContentTokenCount"],
+        "output": USAGE["candidatesTokenCount"],
+    }
+    check_priced_calls(map_path, evs, requests, NODES, usage)
 
 
 def preset_argv(tmp_path: Path, role: str, permissions: str | None = None) -> list[str]:

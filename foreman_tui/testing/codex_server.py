@@ -32,10 +32,11 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from .loopback import Loopback, send
 from .model_server import ScriptedModel
 
 PROVIDER = "scripted"
@@ -193,7 +194,7 @@ def _events(items: list[dict[str, Any]], response_id: str, model: str) -> list[d
     return out
 
 
-class CodexServer:
+class CodexServer(Loopback):
     """``with CodexServer(script) as server:`` → ``server.url`` (``…/v1`` is the provider's ``base_url``);
     ``server.model.requests`` records each request as ``ScriptedModel`` reads it (not the ones failed with
     ``fail_status``), ``server.posts`` the time and status of every ``POST …/responses``."""
@@ -238,26 +239,6 @@ class CodexServer:
                 self._send(200, "text/event-stream", raw)
 
             def _send(self, status: int, kind: str, raw: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", kind)
-                self.send_header("Cache-Control", "no-cache")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send(self, status, kind, raw, headers)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> CodexServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from .loopback import Loopback, send
 from .model_server import ScriptedModel
 
 SETTINGS: dict[str, Any] = {
@@ -186,7 +186,7 @@ def _candidate(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class GeminiServer:
+class GeminiServer(Loopback):
     """``with GeminiServer(script) as server:`` → ``server.url`` for ``GOOGLE_GEMINI_BASE_URL``;
     ``server.model.requests`` records each conversation request as ``ScriptedModel`` reads it."""
 
@@ -221,24 +221,6 @@ class GeminiServer:
                     self._send(200, "text/event-stream", f"data: {json.dumps(answer)}\r\n\r\n".encode())
 
             def _send(self, status: int, kind: str, raw: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Cache-Control", "no-cache")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send(self, status, kind, raw)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> GeminiServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)

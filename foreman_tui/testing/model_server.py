@@ -25,9 +25,11 @@ import json
 import re
 import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from .loopback import Loopback
 
 _WORKER = re.compile(r"# Task: implement node `([a-z0-9_]+)`")
 _REVIEWER = re.compile(r"You are a code reviewer.*?Node: ([a-z0-9_]+)", re.S)
@@ -223,7 +225,7 @@ def _events(blocks: list[dict[str, Any]], stop: str, model: str) -> list[tuple[s
     return out
 
 
-class ModelServer:
+class ModelServer(Loopback):
     """``with ModelServer(script) as server:`` → ``server.url`` for ``ANTHROPIC_BASE_URL``."""
 
     def __init__(self, script: dict[str, Any], record: Path | None = None) -> None:
@@ -274,17 +276,4 @@ class ModelServer:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> ModelServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)
