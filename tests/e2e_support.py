@@ -59,5 +59,14 @@ def check_priced_calls(
                 total += run["cost_usd"]
         section = report.split(f"## Node `{node}`")[1].split("\n## ")[0]
         assert f"cost: ${total:.4f}" in section
+        used = {
+            key: sum(
+                run["tokens"][key]
+                for role in ("worker", "reviewer")
+                for run in of_role(evs, "AgentReported", node, role)
+            )
+            for key in usage
+        }
+        assert f"tokens: {used['input']:,} in ({used['cached_input']:,} cached), {used['output']:,} out" in section
     spent = sum(e["detail"]["tokens"]["input"] for e in kinds(evs, "AgentReported"))
     assert spent == usage["input"] * len(requests)

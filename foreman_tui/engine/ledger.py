@@ -255,6 +255,10 @@ class Ledger:
         facts = [f"status: {self.status(node)}"]
         if cost is not None:
             facts.append(f"cost: ${cost:.4f}")
+        used = [e["detail"].get("tokens") or {} for e in self.by_node.get(node, []) if e["kind"] == "AgentReported"]
+        if any(used):
+            total = {k: sum(t.get(k, 0) for t in used) for k in ("input", "cached_input", "output")}
+            facts.append(f"tokens: {total['input']:,} in ({total['cached_input']:,} cached), {total['output']:,} out")
         if spent is not None:
             facts.append(f"time: {spent:.1f} s")
         lines = ["", f"## Node `{node}` — {label}", "", " · ".join(facts), "", "### Gates", ""]

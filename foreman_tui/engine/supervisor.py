@@ -59,9 +59,10 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
     async def _drive(self, node: str) -> None:
         """Take the node through the steps of its phases until it is verified or paused."""
         await self._prepare_tree(node)
-        # A step whose call the run's budget refused leaves the node as it is (the budget pause is open): later.
-        while (step := self._step(self.lifecycle.phase(node))) is not None and not self._budget_paused():
+        while (step := self._step(phase := self.lifecycle.phase(node))) is not None:
             await step(node)
+            if self._budget_paused() and self.lifecycle.phase(node) == phase:
+                return  # its agent call was refused by the run's budget: it waits, as it is, for a raise
 
     # ------------------------------------------------------------------------------------------- loop
 
