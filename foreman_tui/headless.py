@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from typing import TextIO
 
@@ -128,6 +129,38 @@ def _write(out: TextIO, text: str) -> None:
     out.flush()
 
 
+def closing_summary(supervisor: Supervisor, outcome: Outcome, seconds: float) -> str:
+    """What a person reading the log last wants: how the run ended, what is verified, each open pause with the
+    command that answers it, the spend, the wall time, and how to go on."""
+    map_path = str(supervisor.map_path)
+    lines = [f"── run {outcome.status}: {outcome.verified}/{outcome.total} verified in {_duration(seconds)}"]
+    spent, budget = supervisor.state.spent(), supervisor.settings.budget_usd
+    if spent or budget is not None:
+        raised = supervisor.state.budget_raised
+        lines.append(f"   spend ${spent:.2f}" + (f" of a ${budget + raised:.2f} budget" if budget is not None else ""))
+    pauses = supervisor.open_pauses()
+    if pauses:
+        lines.append(f"   {len(pauses)} pause{'s' if len(pauses) > 1 else ''} waiting for you:")
+    for pause in pauses:
+        options = " / ".join(f"{o.key}) {o.label}" for o in pause.options)
+        lines.append(f"   - {pause.node} [{pause.trigger}] {pause.problem[:200]}")
+        if options:
+            lines.append(f"     options: {options}")
+        lines.append(f'     foreman decide {map_path} {pause.node} <OPTION> [--text "your instruction"]')
+    if outcome.status != "complete":
+        why = "after deciding, rerun" if pauses else "rerun"
+        lines.append(f"   {why} `foreman run {map_path} --headless` to resume where it stopped")
+    return visible("\n".join(lines))
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {rest:02d} s" if minutes else f"{seconds:.1f} s"
+
+
 async def run_headless(
     project: Project,
     settings: Settings,
@@ -147,8 +180,11 @@ async def run_headless(
     for sig in before:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, supervisor.request_stop)
+    started = time.monotonic()
+    outcome: Outcome | None = None
     try:
-        return await supervisor.run()
+        outcome = await supervisor.run()
+        return outcome
     finally:
         for sig, handler in before.items():  # asyncio would leave the default (an outright kill) behind
             with contextlib.suppress(NotImplementedError, RuntimeError, TypeError):
@@ -157,3 +193,6 @@ async def run_headless(
         queue.put_nowait(None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(printer, 10)
+        if outcome is not None and not as_json:  # --json stays one event per line, nothing else
+            with contextlib.suppress(OSError):
+                _write(out, closing_summary(supervisor, outcome, time.monotonic() - started) + "\n")

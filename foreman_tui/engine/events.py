@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .event_text import readable
+
 
 @dataclass(kw_only=True)
 class Event:
@@ -42,7 +44,11 @@ class Event:
         return {"time": stamp, "ts": self.time, "node": self.node, "kind": self.kind, "detail": self.detail()}
 
     def describe(self) -> str:
-        """One readable line for the headless printer."""
+        """One readable line for the headless printer and the TUI's feed (``event_text.py``, unless the event
+        has its own)."""
+        text = readable(self.kind, self.detail())
+        if text is not None:
+            return text
         parts = ", ".join(f"{k}={v}" for k, v in self.detail().items() if v not in (None, "", [], {}))
         return f"{self.kind} {parts}".strip()
 
