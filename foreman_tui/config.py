@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     """Ring the terminal bell when a hard pause opens."""
     notify_desktop: bool = True
     """Also send a desktop notification (`notify-send`) when one is available."""
+    notify_command: list[str] = Field(default_factory=list)
+    """A command run when a hard pause opens, with the pause as JSON on stdin (an ntfy, Slack or mail script),
+    e.g. ``["python3", "tools/ping.py"]``; no shell. Approved like the map's commands (``foreman trust``)."""
     change_log: bool = False
     """`foreman report` also appends an entry per newly verified node to the project's docs/change_log.md."""
     keep_worktrees: bool = False

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from .events import (
     EventLog,
     FixTaskSent,
     NodePaused,
+    RunNoted,
 )
 from .gitrepo import Repo
 from .lifecycle import WORKER_PHASES, Lifecycle, Phase
@@ -41,6 +43,9 @@ from .trust import require_trust
 from .watchdog import Activity
 from .watcher import CommitMonitor
 from .workspace import Workspace, finish
+
+NOTIFY_TIMEOUT = 20.0
+"""Seconds the notify command may take (it is stopped after; the run waits for it at its end)."""
 
 
 class RunContext:
@@ -205,9 +210,9 @@ class RunContext:
             )
         self.lifecycle.move(node, Phase.PAUSED, pause=pause)
         if nr.base and nr.head and nr.base != nr.head:
-            task = asyncio.get_running_loop().create_task(self._attach_diff_stat(pause, nr.base, nr.head))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._attach_diff_stat(pause, nr.base, nr.head))
+        if self.settings.notify_command:
+            self._in_background(self._notify_person(pause))
         self.emit(
             NodePaused(
                 node=node,
@@ -222,6 +227,35 @@ class RunContext:
             )
         )
         return pause
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the run; the run waits for it at its end."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _notify_person(self, pause: Pause) -> None:
+        """Run ``notify_command`` — as approved, in the checks' environment — with the pause as JSON on stdin;
+        its output goes to ``logs/notify.log``; it gets ``NOTIFY_TIMEOUT`` seconds."""
+        argv = self.settings.notify_command
+        if not self.trust.allows(json.dumps(argv, ensure_ascii=False)):
+            return
+        decide = f'foreman decide {self.map_path} {pause.node} <OPTION> [--text "your instruction"]'
+        payload = {**pause.model_dump(mode="json"), "map": str(self.map_path), "decide": decide}
+        stdin = self._write(self.home / "notify" / f"{pause.id}.json", json.dumps(payload, ensure_ascii=False))
+        log = self.home / "logs" / "notify.log"
+        mark = self._mark(pause.node, "notify")
+        child = ChildProcess(argv, self.project_dir, self._check_env(), log, stdin, mark=mark)
+        try:
+            await child.start()
+        except OSError as exc:
+            self.emit(RunNoted(note=f"the notify command could not start: {exc}"))
+            return
+        try:
+            await child.wait(NOTIFY_TIMEOUT)
+        finally:
+            if child.running:
+                await child.stop(1.0)
 
     # ------------------------------------------------------------------------------------- one node
 

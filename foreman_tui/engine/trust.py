@@ -119,7 +119,8 @@ def agent_items(settings: Settings, project_dir: Path) -> list[Item]:
 
 
 def setting_items(settings: Settings, project_dir: Path) -> list[Item]:
-    """The settings every map command runs with: ``[checks] python``, ``env``, ``pass_env``."""
+    """The settings every map command runs with: ``[checks] python``, ``env``, ``pass_env``; and the
+    ``notify_command``."""
     lines = _TomlLines(project_dir / CONFIG_NAME)
     checks = settings.checks
     items = []
@@ -129,6 +130,9 @@ def setting_items(settings: Settings, project_dir: Path) -> list[Item]:
         items.append(Item("setting", f"env {name}={value}", lines.find("checks", "env"), "set for every command"))
     for name in checks.pass_env:
         items.append(Item("setting", f"pass_env {name}", lines.find("checks", "pass_env"), "a secret checks get"))
+    if settings.notify_command:
+        text = json.dumps(settings.notify_command, ensure_ascii=False)
+        items.append(Item("notify", text, lines.find("", "notify_command"), "runs when a hard pause opens"))
     return items
 
 
@@ -247,7 +251,7 @@ def require_trust(project: Project, settings: Settings | None = None) -> TrustGa
     waiting = _unapproved(project, items)
     if waiting:
         raise Untrusted(project.doc.path or project.doc.project_dir, waiting)
-    return TrustGate(frozenset(i.text for i in items if i.kind in ("check", "benchmark")))
+    return TrustGate(frozenset(i.text for i in items if i.kind in ("check", "benchmark", "notify")))
 
 
 def approve_project(project: Project, settings: Settings | None = None, who: str | None = None) -> int:
