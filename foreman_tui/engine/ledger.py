@@ -8,7 +8,6 @@ the same document converted.
 
 from __future__ import annotations
 
-import html
 import re
 import time
 from collections import Counter, defaultdict
@@ -21,7 +20,9 @@ from ..map.files import LeavesRoot, inside
 from ..map.store import FOREMAN_DIR
 from .events import read_events
 from .project import Project
+from .report_html import to_html
 from .runstate import RunState, RunStore
+from .timeline import LEGEND, timeline_svg
 
 Record = dict[str, Any]
 
@@ -329,66 +330,13 @@ def parse_gates(markdown: str) -> dict[str, dict[str, str]]:
     return result
 
 
-def to_html(markdown: str, title: str) -> str:
-    """A self-contained HTML page of the report (headings, tables, lists, code, paragraphs)."""
-    body: list[str] = []
-    table: list[list[str]] = []
-    in_list = False
-
-    def inline(text: str) -> str:
-        text = html.escape(text)
-        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-
-    def flush() -> None:
-        nonlocal table, in_list
-        if table:
-            head, *rows = table
-            body.append("<table><thead><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr></thead><tbody>")
-            body.extend("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in rows)
-            body.append("</tbody></table>")
-            table = []
-        if in_list:
-            body.append("</ul>")
-            in_list = False
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            if not line.startswith("|---"):
-                table.append([c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]])
-            continue
-        if line.lstrip().startswith("- "):
-            if table:
-                flush()
-            if not in_list:
-                body.append("<ul>")
-                in_list = True
-            body.append(f"<li>{inline(line.lstrip()[2:])}</li>")
-            continue
-        flush()
-        heading = re.match(r"^(#{1,3}) (.*)$", line)
-        if heading:
-            level = len(heading.group(1))
-            body.append(f"<h{level}>{inline(heading.group(2))}</h{level}>")
-        elif line.strip():
-            body.append(f"<p>{inline(line)}</p>")
-    flush()
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
-        "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
-        "text-align:left;vertical-align:top}code{background:#f4f4f4;padding:0 .2rem}"
-    )
-    return (
-        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
 def write_report(project: Project, fmt: str, output: Path | None, change_log: bool) -> str:
     ledger = Ledger(project)
     text = ledger.markdown()
     if fmt == "html":
-        text = to_html(text, f"foreman report — {project.doc.model.meta.title}")
+        svg = timeline_svg(ledger.events, list(project.graph.process_order))
+        picture = f"<h2>Timeline</h2>\n{LEGEND}\n{svg}" if svg else ""
+        text = to_html(text, f"foreman report — {project.doc.model.meta.title}", picture)
     if change_log:
         target = project.doc.project_dir / "docs" / "change_log.md"
         try:
