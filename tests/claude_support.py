@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from foreman_tui.testing.loopback import Loopback
 from foreman_tui.testing.model_server import ModelServer
 
 AGENTS_DIR = Path(os.environ.get("FOREMAN_TEST_AGENTS", Path.home() / ".cache" / "foreman-agents"))
@@ -44,24 +45,26 @@ def claude_env(url: str, home: Path) -> dict[str, str]:
     }
 
 
+def run_against(
+    server: Loopback, env: dict[str, str], argv: list[str], workdir: Path, prompt: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Run a real agent CLI ``argv`` in ``workdir`` with ``prompt`` on stdin and ``env``, against a scripted
+    ``server`` (not yet started): (the JSON lines it printed, the requests its model got, its stdout)."""
+    with server:
+        done = subprocess.run(argv, input=prompt, capture_output=True, text=True, cwd=workdir, env=env, timeout=180)
+        requests = server.model.requests  # type: ignore[attr-defined]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")], requests, done.stdout
+
+
 def run_claude(
     argv: list[str], workdir: Path, script: dict[str, Any], prompt: str, home: Path, **env: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the real CLI with ``argv`` (as a preset builds it, ``claude`` first) in ``workdir``, ``prompt`` on
     stdin, against ``script``: (the stream-json lines it printed, the requests the model got)."""
-    with ModelServer(script) as server:
-        done = subprocess.run(
-            argv,
-            input=prompt,
-            capture_output=True,
-            text=True,
-            cwd=workdir,
-            env={**claude_env(server.url, home), **env},
-            timeout=180,
-        )
-        requests = server.model.requests
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")], requests
+    server = ModelServer(script)
+    lines, requests, _ = run_against(server, {**claude_env(server.url, home), **env}, argv, workdir, prompt)
+    return lines, requests
 
 
 def demo_steps(node: str, attempt: int = 1) -> list[dict[str, Any]]:
@@ -108,19 +111,8 @@ def run_gemini(
     on stdin, against ``script``: (the stream-json lines it printed, the requests the model got, its stdout)."""
     from foreman_tui.testing.gemini_server import GeminiServer
 
-    with GeminiServer(script) as server:
-        done = subprocess.run(
-            argv,
-            input=prompt,
-            capture_output=True,
-            text=True,
-            cwd=workdir,
-            env={**gemini_env(server.url, home), **env},
-            timeout=180,
-        )
-        requests = server.model.requests
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")], requests, done.stdout
+    server = GeminiServer(script)
+    return run_against(server, {**gemini_env(server.url, home), **env}, argv, workdir, prompt)
 
 
 AIDER_VENV = AGENTS_DIR / "aider-venv"

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 
-from .conftest import REPO
-from .engine_support import demo_repo, events, foreman, kinds, wait_for
+from .engine_support import demo_repo, events, foreman, kinds, start_foreman, wait_for
 
 NODE = "01_load_points"
 
@@ -51,14 +48,7 @@ def test_a_paused_run_lists_each_pause_with_the_line_that_answers_it(tmp_path) -
 
 def test_a_stopped_run_says_how_to_resume(tmp_path) -> None:
     map_path = demo_repo(tmp_path, nodes={NODE: {"files": {"kmeans/points.py": "x = 1\n"}, "hang": True}})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "foreman_tui", "run", str(map_path), "--headless"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = start_foreman("run", str(map_path), "--headless")
     wait_for(lambda: bool(kinds(events(map_path), "WorkerStarted", NODE)), 60, "the worker's start")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
