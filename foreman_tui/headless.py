@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TextIO
 
 from .config import Settings
+from .engine.event_text import duration
 from .engine.events import Event, NodePaused
 from .engine.pauses import Decision, Pause
 from .engine.project import Project
@@ -133,7 +134,7 @@ def closing_summary(supervisor: Supervisor, outcome: Outcome, seconds: float) ->
     """What a person reading the log last wants: how the run ended, what is verified, each open pause with the
     command that answers it, the spend, the wall time, and how to go on."""
     map_path = str(supervisor.map_path)
-    lines = [f"── run {outcome.status}: {outcome.verified}/{outcome.total} verified in {_duration(seconds)}"]
+    lines = [f"── run {outcome.status}: {outcome.verified}/{outcome.total} verified in {duration(seconds)}"]
     spent, budget = supervisor.state.spent(), supervisor.settings.budget_usd
     if spent or budget is not None:
         raised = supervisor.state.budget_raised
@@ -151,14 +152,6 @@ def closing_summary(supervisor: Supervisor, outcome: Outcome, seconds: float) ->
         why = "after deciding, rerun" if pauses else "rerun"
         lines.append(f"   {why} `foreman run {map_path} --headless` to resume where it stopped")
     return visible("\n".join(lines))
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {rest:02d} s" if minutes else f"{seconds:.1f} s"
 
 
 async def run_headless(

@@ -10,6 +10,15 @@ from typing import Any
 Detail = dict[str, Any]
 
 
+def duration(seconds: float) -> str:
+    """A span of time as a person reads it: "4.2 s", "3 min 05 s", "2 h 07 min"."""
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {rest:02d} s" if minutes else f"{seconds:.1f} s"
+
+
 def _names(items: list[Any], most: int = 6) -> str:
     shown = ", ".join(str(item) for item in items[:most])
     return shown + (f" and {len(items) - most} more" if len(items) > most else "") if items else "none"

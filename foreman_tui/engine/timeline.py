@@ -8,6 +8,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from .event_text import duration
+
 Record = dict[str, Any]
 
 LABEL = 190
@@ -49,7 +51,7 @@ def _spans(events: list[Record], node: str, end: float) -> list[tuple[str, float
         elif kind == "NodePaused":
             paused = (at, str(d["trigger"]))
         elif kind == "DecisionRecorded" and paused is not None:
-            marks.append(("pause", paused[0], at, f"paused [{paused[1]}]: waited {_wait(at - paused[0])}", {}))
+            marks.append(("pause", paused[0], at, f"paused [{paused[1]}]: waited {duration(at - paused[0])}", {}))
             paused = None
         elif kind == "NodeMerged":
             marks.append(("merge", at, at, f"merged {d['branch']} ({str(d['sha'])[:10]})", {}))
@@ -58,10 +60,6 @@ def _spans(events: list[Record], node: str, end: float) -> list[tuple[str, float
     if paused is not None:
         marks.append(("pause", paused[0], end, f"paused [{paused[1]}]: waiting for a person", {}))
     return sorted(marks, key=lambda m: m[1])
-
-
-def _wait(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def timeline_svg(events: list[Record], nodes: list[str]) -> str:
@@ -80,7 +78,7 @@ def timeline_svg(events: list[Record], nodes: list[str]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{LABEL + WIDTH + 10}" height="{height}" '
         f'font-family="system-ui,sans-serif" font-size="12">',
         f'<text x="{LABEL}" y="14">0 s</text>',
-        f'<text x="{LABEL + WIDTH}" y="14" text-anchor="end">{_wait(span)}</text>',
+        f'<text x="{LABEL + WIDTH}" y="14" text-anchor="end">{duration(span)}</text>',
     ]
     for row, node in enumerate(nodes):
         y = TOP + row * ROW
