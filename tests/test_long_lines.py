@@ -16,8 +16,9 @@ import pytest
 from rich.style import Style
 from textual import events
 
+from foreman_tui.tui.node_table import NodeTable
 from foreman_tui.tui.service import SCROLLBACK, NodeFeed
-from foreman_tui.tui.widgets import AnsiLog, NodeTable
+from foreman_tui.tui.widgets import AnsiLog
 
 from .conftest import REPO
 from .output_support import command_project, frame_of, unsafe_in_frame
@@ -164,7 +165,8 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from foreman_tui.engine.project import Project
 from foreman_tui.tui.app import ForemanApp
-from foreman_tui.tui.widgets import AnsiLog, NodeTable
+from foreman_tui.tui.node_table import NodeTable
+from foreman_tui.tui.widgets import AnsiLog
 
 def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -35,8 +35,11 @@ from foreman_tui.engine.events import (
 from foreman_tui.engine.pauses import Option, Pause
 from foreman_tui.headless import _line, _print_events, ask_on_terminal
 from foreman_tui.tui.detail import DetailScreen
+from foreman_tui.tui.feed import EventFeed
 from foreman_tui.tui.main_screen import MainScreen
-from foreman_tui.tui.widgets import AnsiLog, GrowingLog, NodeTable, PausePanel
+from foreman_tui.tui.node_table import NodeTable
+from foreman_tui.tui.pause_panel import PausePanel
+from foreman_tui.tui.widgets import AnsiLog, GrowingLog
 
 from .engine_support import trust_map
 from .output_support import HOSTILE, command_project, frame_of, unsafe_in_frame
@@ -217,9 +220,8 @@ def test_live_log_feed_table_and_pause_panel_survive_any_text(running: AppInThre
             log = screen.query_one(AnsiLog)
             for y in range(max(0, len(log.lines) - 20), len(log.lines)):
                 found += _controls(_strip_text(log, y))
-            feed = screen.query_one("#feed", GrowingLog)
-            for y in range(max(0, len(feed.lines) - 10), len(feed.lines)):
-                found += _controls(_strip_text(feed, y))
+            for line in screen.query_one(EventFeed).texts()[-30:]:
+                found += _controls(line)
         app.shown_pause["pause"] = None
         screen.query_one(PausePanel).show(None, 0)
         return found

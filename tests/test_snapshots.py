@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 
 from foreman_tui.engine.project import Project
 from foreman_tui.headless import run_headless
-from foreman_tui.tui import main_screen, views, widgets
+from foreman_tui.tui import feed, node_table, views
 
 from .engine_support import demo_repo
 from .tui_support import make_app
@@ -32,8 +32,9 @@ def paused_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with open(tmp_path / "headless.log", "w") as out:
         outcome = asyncio.run(run_headless(project, project.settings, out=out, interactive=False))
     assert outcome.status == "paused"
-    monkeypatch.setattr(main_screen, "feed_line", lambda e: f"{e.node or 'run':<18} {e.kind}")
-    monkeypatch.setattr(widgets, "_clock", lambda seconds: "" if seconds is None else "0:07")
+    monkeypatch.setattr(feed, "stamp", lambda when: "12:00:00")
+    monkeypatch.setattr(feed, "feed_text", lambda e: e.kind)
+    monkeypatch.setattr(node_table, "_clock", lambda seconds: "" if seconds is None else "0:07")
     return map_path
 
 
@@ -56,10 +57,12 @@ def _select(row: int) -> Any:
 
 def test_main_screen_mid_run(paused_demo: Path, snap_compare: Any) -> None:
     """The main screen mid-run: the node table grouped by region (Prepare 3/3, Lloyd iteration 1/2, no
-    region), 01_load_points selected, its log on the right ("scripted worker…", "wrote…", "committed");
-    04_assign verified at attempt 2/3; 05_update PAUSED,
-    07/08 "waits for 05_update", 09 "waits for 07_inertia"; progress bars 3/3, 1/2, overall 4/8; the
-    pause panel under the table for 05_update with options a, b, c and i; the event feed; the footer."""
+    region), 01_load_points selected by the person, its log on the right ("scripted worker…", "wrote…",
+    "committed"); 04_assign verified at attempt 2/3; the checks column "L1 2/2 ✓" for the verified nodes and
+    "L1 0/2" (dim) for the others; 05_update "‖ PAUSED" with its trigger cut with "…" at the table's edge; 07/08
+    "waits for 05_update", 09 "waits for 07_inert…"; no scrollbar in the table, the log or the feed; progress bars
+    3/3, 1/2, overall 4/8; the pause panel under the table for 05_update with options a, b and "c your instruction
+    (type it)" and no separate i line; the event feed; the footer."""
     assert snap_compare(make_app(paused_demo), terminal_size=SIZE, run_before=_select(1))
 
 

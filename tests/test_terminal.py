@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -30,8 +31,11 @@ class Terminal:
     def __init__(self, command: str, cwd: Path) -> None:
         self.server = f"foreman-test-{uuid.uuid4().hex[:8]}"
         self.session = "t"
-        self._tmux("new-session", "-d", "-s", self.session, "-x", "150", "-y", "44", "-c", str(cwd), command)
+        # The pane is sized first, then the command started in it, without the COLUMNS/LINES (80×24) the pane's
+        # shell may pass on: Textual, like every program using shutil.get_terminal_size, believes those first.
+        self._tmux("new-session", "-d", "-s", self.session, "-x", "150", "-y", "44", "-c", str(cwd), "sleep 600")
         self._tmux("resize-window", "-t", self.session, "-x", "150", "-y", "44")
+        self._tmux("respawn-pane", "-k", "-t", self.session, "-c", str(cwd), f"unset COLUMNS LINES; {command}")
 
     def _tmux(self, *args: str) -> str:
         done = subprocess.run(["tmux", "-L", self.server, *args], capture_output=True, text=True, check=True)
@@ -91,6 +95,18 @@ def _nothing_left_mentioning(text: str, timeout: float = 10) -> None:
         raise AssertionError(f"left behind:\n{left}") from exc
 
 
+SCROLLBAR_GLYPHS = set("▁▂▃▄▅▆▇█▉▊▋▌▍▎▏")
+
+
+def _reads_cleanly(screen: str) -> None:
+    """As a terminal shows it: each verified row's status, try, time and checks stand apart, and the left pane (the
+    table, the bars, the pause panel) has no scrollbar piece in it."""
+    rows = [line for line in screen.splitlines() if "✓ verified" in line]
+    assert len(rows) == 4 and all(re.search(r"✓ verified {2,}\d/3 {2,}\d+:\d\d {2,}L1 2/2 ✓", r) for r in rows), screen
+    left = [line.split("│")[0] for line in screen.splitlines()[:-1]]  # the footer has its own divider
+    assert not SCROLLBAR_GLYPHS & set("".join(left)), screen
+
+
 def test_demo_in_a_real_terminal_reaches_the_pause_takes_a_key_and_completes(
     tmp_path: Path, terminal: list[Terminal]
 ) -> None:
@@ -102,6 +118,7 @@ def test_demo_in_a_real_terminal_reaches_the_pause_takes_a_key_and_completes(
     terminal.append(term)
     screen = term.wait_for("HARD PAUSE")
     assert "05_update" in screen and "squared shift" in screen
+    _reads_cleanly(term.wait_for(" 05_update   raw"))  # the paused node's log came to the front
     term.keys("a")
     term.wait_for("Send: A)")
     term.keys("Enter")

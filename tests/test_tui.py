@@ -14,8 +14,9 @@ from textual.widgets import ProgressBar
 
 from foreman_tui.engine.process import group_alive
 from foreman_tui.tui.messages import DecisionSent, PauseShown
+from foreman_tui.tui.pause_panel import PausePanel
 from foreman_tui.tui.views import QuitScreen
-from foreman_tui.tui.widgets import AnsiLog, PausePanel
+from foreman_tui.tui.widgets import AnsiLog
 
 from .engine_support import DEMO_PROCESS, demo_repo, events, kinds
 from .tui_support import SIZE, cell, make_app, wait_until

@@ -30,7 +30,7 @@ async def wait_until(pilot: Pilot[int], condition: Callable[[], object], timeout
 
 def cell(app: ForemanApp, node: str, column: str) -> str:
     """The plain text of one cell of the node table."""
-    from foreman_tui.tui.widgets import NodeTable
+    from foreman_tui.tui.node_table import NodeTable
 
     value = app.screen.query_one(NodeTable).get_cell(node, column)
     return getattr(value, "plain", str(value))

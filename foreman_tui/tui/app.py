@@ -143,10 +143,8 @@ class ForemanApp(App[int]):
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
     def announce_pause(self, event: NodePaused) -> None:
-        """Bell (and a desktop notification when there is one) when a pause opens."""
-        message = printable(f"[{event.trigger[:200]}] {event.problem[:200]}")  # a worker's words: no markup either
-        title = printable(f"{event.node} paused", one_line=True)
-        self.notify(message, title=title, severity="warning", markup=False)
+        """Bell (and a desktop notification when there is one) when a pause opens. No toast: the pause panel
+        and the header already say it on this screen, and a toast would cover the feed or the log."""
         if self.settings.notify:
             self.bell()
         sender = shutil.which("notify-send") if self.settings.notify_desktop else None

@@ -8,8 +8,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -18,14 +18,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Log, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
-from ..engine.events import Event, NodePaused
+from ..engine.events import NodePaused
 from ..engine.pauses import Pause
+from .feed import EventFeed
 from .messages import DecisionSent, EventsArrived, PauseShown, RunEnded
+from .node_table import NodeTable
+from .pause_panel import PausePanel
 from .service import SCROLLBACK, EngineService
 from .text import printable
-from .widgets import AnsiLog, GrowingLog, NodeTable, PausePanel, RegionBars, show
+from .widgets import AnsiLog, RegionBars, show
 
 if TYPE_CHECKING:
     from .app import ForemanApp
@@ -33,12 +36,10 @@ if TYPE_CHECKING:
 REFRESH = 0.1
 """Seconds between screen refreshes (output, table, feed): ten batches a second."""
 OPTION_KEYS = "abcde"
-
-
-def feed_line(event: Event) -> str:
-    """One line of the event feed (worker-written parts, such as a commit subject, made harmless)."""
-    stamp = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
-    return printable(f"{stamp} {event.node or 'run':<18} {event.describe()[:300]}", one_line=True)
+NARROW = 120
+"""Below this many columns the log and feed go under the table (``-narrow`` in foreman.tcss)."""
+FOLLOW_QUIET = 5.0
+"""Seconds since the person last chose a node after which a new pause brings its node's log to the front."""
 
 
 class MainScreen(Screen[None]):
@@ -72,6 +73,9 @@ class MainScreen(Screen[None]):
         self._search = ""
         self._match: int | None = None
         self._known_pauses: set[str] = set()
+        self._seen_pauses: set[str] = set()
+        self._chosen_at = float("-inf")
+        """When the person last chose a node with `w` (the table keeps its own cursor moves)."""
 
     @property
     def foreman(self) -> ForemanApp:
@@ -89,7 +93,7 @@ class MainScreen(Screen[None]):
                 yield AnsiLog(max_lines=SCROLLBACK, max_bytes=self.service.memory, id="log")
                 yield Input(placeholder="search the log — Enter finds, n/N next/previous, Esc closes", id="search")
                 yield Static("events", id="feed-title")
-                yield GrowingLog(max_lines=1000, id="feed")
+                yield EventFeed(id="feed")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -102,22 +106,41 @@ class MainScreen(Screen[None]):
         self.set_interval(REFRESH, self.tick)
         self.tick()
 
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < NARROW, "-narrow")
+
     # --------------------------------------------------------------------------------- refreshing
 
     def tick(self) -> None:
         events = self.service.take_events()
         if events:
             self.post_message(EventsArrived(events))
-            self.query_one("#feed", Log).write_lines([feed_line(e) for e in events])
+            self.query_one(EventFeed).add(events)
             for event in events:
                 if isinstance(event, NodePaused) and event.pause_id not in self._known_pauses:
                     self._known_pauses.add(event.pause_id)
                     self.foreman.announce_pause(event)
+        self._follow_new_pause()
         self.query_one(NodeTable).update_rows()
         self.query_one(RegionBars).update_bars()
         self._show_pause()
         self._show_log()
         self._show_summary()
+
+    def _follow_new_pause(self) -> None:
+        """A pause that opens brings its node (and so its log) to the front, unless the person chose a node in
+        the last few seconds: then it waits in the panel and the header, and ``w`` goes to it."""
+        pauses = self.service.pauses()
+        new = [p for p in pauses if p.id not in self._seen_pauses]
+        if not new:
+            return
+        self._seen_pauses.update(p.id for p in new)
+        table = self.query_one(NodeTable)
+        if time.monotonic() - max(self._chosen_at, table.chosen_at) < FOLLOW_QUIET:
+            return
+        node = new[-1].node
+        if node != self.node and node in table.node_rows:
+            table.select_node(node)
 
     def _show_summary(self) -> None:
         service = self.service
@@ -132,9 +155,11 @@ class MainScreen(Screen[None]):
         limit = service.supervisor.throttle.limit
         if limit < service.settings.max_parallel:
             text.append(f"  rate limited: {limit} at once ", style="bold black on yellow")
+        for count, what in service.troubles():
+            text.append(f"  {count} {what} ", style="bold yellow")
         waiting = len(service.pauses())
         if waiting:
-            text.append(f"  ⏸ {waiting} pause{'s' if waiting > 1 else ''} waiting ", style="bold black on yellow")
+            text.append(f"  ‖ {waiting} pause{'s' if waiting > 1 else ''} waiting ", style="bold black on yellow")
         if service.supervisor.held:
             text.append("  scheduling paused (s resumes) ", style="bold white on dark_red")
         if service.outcome is not None:
@@ -275,6 +300,7 @@ class MainScreen(Screen[None]):
             return
         nodes = [p.node for p in pauses]
         after = nodes.index(self.node) + 1 if self.node in nodes else 0
+        self._chosen_at = time.monotonic()
         self.query_one(NodeTable).select_node(nodes[after % len(nodes)])
 
     def action_search(self) -> None:

@@ -42,17 +42,18 @@ STEPS_SHARE = 8
 """A node's agent steps may hold 1/8 of its memory budget (``output_memory_mib``), its raw lines the rest."""
 
 PHASE_LOOK = {
-    # phase: (icon, label, style)
+    # phase: (icon, label, style). Icons are one cell in every terminal: no symbol that a terminal may draw as
+    # a two-cell emoji (⏸, ▶), which pushes the rest of the row one cell to the right.
     "pending": ("○", "pending", "dim"),
     "waiting": ("◌", "waiting", "yellow"),
-    "running": ("▶", "running", "bold cyan"),
+    "running": ("▸", "running", "bold cyan"),
     "checking": ("◆", "checking", "blue"),
     "reviewing": ("◇", "reviewing", "magenta"),
     "merging": ("⇢", "merging", "blue"),
     "merged": ("⇢", "merging", "blue"),
     "verified": ("✓", "verified", "bold green"),
     "stale": ("↻", "stale", "bold yellow"),
-    "paused": ("⏸", "PAUSED", "bold black on yellow"),
+    "paused": ("‖", "PAUSED", "bold black on yellow"),
     "failed": ("✗", "failed", "bold red"),
     "decision": ("◇", "decision", "dim"),
     "decided": ("◇", "passed", "green"),
@@ -272,6 +273,16 @@ class EngineService:
             return f"attempt {feed.stalled} stalled: stopped"
         return ""
 
+    def troubles(self) -> list[tuple[int, str]]:
+        """How many nodes wait on a rate limit, were stopped as stalled, or are stale: for the header."""
+        nodes = self.supervisor.state.nodes
+        counts = (
+            (sum(nr.retry_at is not None for nr in nodes.values()), "rate limited"),
+            (sum(feed.stalled is not None for feed in self.feeds.values()), "stalled"),
+            (sum(bool(nr.stale) and nr.phase != "verified" for nr in nodes.values()), "stale"),
+        )
+        return [(count, what) for count, what in counts if count]
+
     def spend(self) -> tuple[float, float | None]:
         """(USD spent by the run so far, its budget or None)."""
         state, settings = self.supervisor.state, self.settings
@@ -316,8 +327,9 @@ class EngineService:
             return None
         return max(0.0, (feed.ended or now or time.time()) - feed.started)
 
-    def check_keys(self, node: str) -> list[str]:
-        keys = [f"{c.phase}[{c.index}]" for c in self.project.node_checks(node) if c.level == "L1"]
+    def runnable_check_keys(self, node: str) -> list[str]:
+        """The node's L1 checks that run a command (``core[0]``…), then its checkpoint."""
+        keys = [f"{c.phase}[{c.index}]" for c in self.project.node_checks(node) if c.level == "L1" and c.runnable]
         return [*keys, "checkpoint"]
 
     def pauses(self) -> list[Pause]:
