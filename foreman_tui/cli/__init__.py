@@ -28,6 +28,9 @@ from . import render
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_PAUSED = 0, 1, 2, 3
 
 
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
+"""Textual's driver for a browser, which textual-serve names in ``TEXTUAL_DRIVER`` for the processes it starts."""
+
 PRESETS = ["claude", "codex", "aider", "gemini", "command", "scripted"]
 
 
@@ -55,6 +58,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got '{text}'") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {value}")
     return value
 
 
@@ -93,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trust.add_argument("--yes", action="store_true", help="approve without asking")
 
-    def run_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--headless", action="store_true", help="no TUI: print one line per event")
+    def run_options(sub: argparse.ArgumentParser, headless: bool = True) -> None:
+        if headless:
+            sub.add_argument("--headless", action="store_true", help="no TUI: print one line per event")
         sub.add_argument("--max-parallel", type=_positive, metavar="N", help="workers at once")
         sub.add_argument("--isolation", choices=["worktree", "shared"], help="a git worktree per node, or one tree")
         sub.add_argument("--worker", choices=PRESETS, metavar="PRESET", help=f"worker agent: {', '.join(PRESETS)}")
@@ -149,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --headless: let the demo reach its hard pause too (the TUI demo always does)",
     )
     run_options(demo)
+    serve = commands.add_parser(
+        "serve",
+        help="The TUI in a web browser: foreman serves it on http://HOST:PORT (see docs/serve.md).",
+        description="Serve the TUI of a run to a web browser. Loopback only by default; any other address needs the "
+        "token in the URL it prints. Closing the tab leaves the run going; one browser at a time.",
+    )
+    serve.add_argument(
+        "map", nargs="?", default=DEFAULT_MAP_NAME, metavar="MAP", help=f"the map file (default: ./{DEFAULT_MAP_NAME})"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000; 0: any free one)")
+    serve.add_argument("--token", action="store_true", help="require the URL's token on a loopback address too")
+    serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    run_options(serve, headless=False)
     return parser
 
 
@@ -206,11 +234,18 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
     project = Project.load(map_path)
     settings = _overrides(args, project.settings)
     check_keymap(settings, str(Path(map_path).resolve().parent / "foreman.toml"))
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    served = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER  # a `foreman serve` session: the browser is the terminal
+    if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("foreman: the TUI needs a terminal; run with --headless (or give it a terminal)", file=sys.stderr)
         return EXIT_BAD_INPUT
     from .trust import approved_in_tui
 
+    if served:  # `foreman serve` asked before serving; a second app in a served process would break its protocol
+        from ..engine.trust import pending
+
+        if pending(project, settings):
+            print(f"foreman: commands not approved; run `foreman trust {map_path}`", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if not approved_in_tui(project, settings):
         print(f"foreman: nothing approved, nothing run; `foreman trust {map_path}` lists them again", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -241,6 +276,12 @@ def _start_tui(map_path: str, args: argparse.Namespace) -> int:
         # the children we just promised to leave running.
         os._exit(EXIT_PAUSED)
     return code if code is not None else EXIT_FAILURE
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..serve import serve  # aiohttp and textual-serve only when serving
+
+    return serve(args, lambda project: _overrides(args, project.settings))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -343,6 +384,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": _status,
     "run": _run,
     "demo": _demo,
+    "serve": _serve,
 }
 
 
