@@ -57,3 +57,37 @@ def test_a_pause_shows_how_long_it_waited_for_a_person(tmp_path: Path) -> None:
     waited = marks(timeline(map_path, tmp_path), node, "pause")
     title = waited[0].findtext(f"{SVG}title") or ""
     assert len(waited) == 1 and "waited " in title and title.endswith(" s"), title
+
+
+def test_a_nested_list_stays_nested_in_the_html_report() -> None:
+    """The summary's "Risks:" items (indented under it) are a list inside the list, not items beside it."""
+    from html.parser import HTMLParser
+
+    from foreman_tui.engine.report_html import to_html
+
+    class Depths(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth, self.items = 0, {}
+            self._text: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            self.depth += tag == "ul"
+            if tag == "li":
+                self._text = ""
+
+        def handle_endtag(self, tag: str) -> None:
+            self.depth -= tag == "ul"
+            if tag == "li" and self._text is not None:
+                self.items[self._text] = self.depth
+                self._text = None
+
+        def handle_data(self, data: str) -> None:
+            if self._text is not None:
+                self._text += data
+
+    page = to_html("# R\n- Spend: $0\n- Risks: \n  - one risk\n  - another\n- after\n\ntext\n", "R")
+    depths = Depths()
+    depths.feed(page)
+    assert depths.items == {"Spend: $0": 1, "Risks: ": 1, "one risk": 2, "another": 2, "after": 1}
+    assert depths.depth == 0

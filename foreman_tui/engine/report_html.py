@@ -11,7 +11,8 @@ def to_html(markdown: str, title: str, picture: str = "") -> str:
     (the run's timeline) after its first heading."""
     body: list[str] = []
     table: list[list[str]] = []
-    in_list = False
+    lists = 0
+    """Lists open: one per level of indentation (two spaces a level)."""
 
     def inline(text: str) -> str:
         text = html.escape(text)
@@ -19,16 +20,15 @@ def to_html(markdown: str, title: str, picture: str = "") -> str:
         return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
 
     def flush() -> None:
-        nonlocal table, in_list
+        nonlocal table, lists
         if table:
             head, *rows = table
             body.append("<table><thead><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr></thead><tbody>")
             body.extend("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in rows)
             body.append("</tbody></table>")
             table = []
-        if in_list:
-            body.append("</ul>")
-            in_list = False
+        body.extend(["</ul>"] * lists)
+        lists = 0
 
     for line in markdown.splitlines():
         if line.startswith("|"):
@@ -38,9 +38,13 @@ def to_html(markdown: str, title: str, picture: str = "") -> str:
         if line.lstrip().startswith("- "):
             if table:
                 flush()
-            if not in_list:
+            level = 1 + (len(line) - len(line.lstrip())) // 2
+            while lists < level:
                 body.append("<ul>")
-                in_list = True
+                lists += 1
+            while lists > level:
+                body.append("</ul>")
+                lists -= 1
             body.append(f"<li>{inline(line.lstrip()[2:])}</li>")
             continue
         flush()
