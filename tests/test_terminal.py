@@ -211,6 +211,26 @@ def test_sigterm_to_the_tui_stops_the_workers_and_gives_the_terminal_back(
     assert kinds(events(map_path), "RunFinished")[-1]["detail"]["outcome"] == "stopped"
 
 
+def test_when_its_terminal_goes_away_the_tui_stops_its_workers_and_ends(
+    tmp_path: Path, terminal: list[Terminal]
+) -> None:
+    """The terminal closes under a running foreman (an SSH connection drops, the window is closed: here tmux's
+    server is killed). foreman gets SIGHUP (and the SIGCONT the kernel sends with it): it stops its worker, records
+    a resumable stop and ends — instead of hanging for ever in Textual's writer to a terminal that is gone."""
+    step = {**json.loads((REPO / "maps/demo/script.json").read_text())["nodes"]["01_load_points"], "sleep": 30}
+    map_path = demo_repo(tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\n")
+    command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}"
+    term = Terminal(command, map_path.parent)
+    terminal.append(term)
+    term.wait_for("running")
+    wait_for(lambda: bool(kinds(events(map_path), "WorkerStarted", "01_load_points")), 60, "01's worker")
+    term.close()
+    _nothing_left_mentioning(str(map_path.parent), timeout=30)  # foreman, its worker and its checks
+    worker = [e["detail"] for e in kinds(events(map_path), "WorkerExited", "01_load_points")]
+    assert worker and worker[-1]["stopped"]
+    assert kinds(events(map_path), "RunFinished")[-1]["detail"]["outcome"] == "stopped"
+
+
 def test_the_tui_lists_unapproved_commands_before_anything_runs(tmp_path: Path, terminal: list[Terminal]) -> None:
     map_path = demo_repo(tmp_path)
     marker = tmp_path / "marker"

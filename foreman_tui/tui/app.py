@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import shutil
 import signal
 import subprocess
 import threading
+from types import FrameType
 from typing import ClassVar
 
 from textual import on, work
@@ -65,8 +67,9 @@ def check_keymap(settings: Settings, source: str) -> None:
         raise ConfigError(source, problems)
 
 
-SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-"""Signals from outside that stop the run the way quitting with "stop them" does."""
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""Signals from outside that stop the run the way quitting with "stop them" does (SIGHUP too: see
+``ForemanApp._hung_up``)."""
 
 
 class ForemanApp(App[int]):
@@ -84,6 +87,7 @@ class ForemanApp(App[int]):
         self.service = EngineService(project, settings, use_fs_events=use_fs_events)
         self.left_running: list[str] = []
         self._quitting = False
+        self.terminal_gone = False
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen(self.service)
@@ -95,12 +99,48 @@ class ForemanApp(App[int]):
         for sig in SIGNALS:  # from outside: stop as `q` → stop would
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._signalled)
+        if threading.current_thread() is threading.main_thread():  # not under a test's pilot in another thread
+            self._guard_terminal(loop)
 
     def on_unmount(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
+
+    def _guard_terminal(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The terminal may go away under foreman (a dropped SSH connection, a closed window): the kernel then
+        sends SIGHUP and SIGCONT. Textual takes any SIGCONT for a return from Ctrl+Z and starts writing to the
+        terminal again from a new thread, which dies on the first write; the app then blocks for ever on that
+        thread's full queue, with its workers still running. So SIGCONT reaches Textual only after a Ctrl+Z, and
+        SIGHUP first points foreman's terminal at /dev/null (nothing to draw on any more), then stops the run."""
+        on_stop, on_continue = signal.getsignal(signal.SIGTSTP), signal.getsignal(signal.SIGCONT)
+        suspended = False
+
+        def stopped(signum: int, frame: FrameType | None) -> None:
+            nonlocal suspended
+            suspended = True
+            if callable(on_stop):
+                on_stop(signum, frame)
+
+        def continued(signum: int, frame: FrameType | None) -> None:
+            nonlocal suspended
+            if suspended and not self.terminal_gone and callable(on_continue):
+                suspended = False
+                on_continue(signum, frame)
+
+        def hung_up(signum: int, frame: FrameType | None) -> None:
+            self.terminal_gone = True
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            loop.call_soon_threadsafe(self._signalled)
+
+        if callable(on_stop) and callable(on_continue):
+            signal.signal(signal.SIGTSTP, stopped)
+            signal.signal(signal.SIGCONT, continued)
+        signal.signal(signal.SIGHUP, hung_up)
 
     def _signalled(self) -> None:
         """A signal from outside (kill, the terminal closing): stop the workers (resumable) and leave, giving the
