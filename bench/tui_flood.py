@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from textual import events
 
 from foreman_tui.engine.project import Project
+from foreman_tui.engine.trust import approve_project
 from foreman_tui.tui.app import ForemanApp
 from foreman_tui.tui.widgets import AnsiLog
 
@@ -117,7 +118,10 @@ def make_project(
         subprocess.run(["git", *args], cwd=repo, check=True)
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     subprocess.run(["git", "commit", "-qm", "flood"], cwd=repo, check=True)
-    return repo / "algorithm-map.json"
+    map_path = repo / "algorithm-map.json"
+    # The bench wrote these commands itself: approved as `foreman trust --yes` would.
+    approve_project(Project.load(map_path), who="bench")
+    return map_path
 
 
 async def flood(map_path: Path, workers: int, seconds: float) -> dict[str, object]:

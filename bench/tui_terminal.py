@@ -31,7 +31,10 @@ class Pane:
     def __init__(self, command: str, cwd: Path) -> None:
         self.server = f"foreman-bench-{uuid.uuid4().hex[:8]}"
         self.captures: list[float] = []  # how long one look at the screen takes: the resolution of the timing
-        self.tmux("new-session", "-d", "-s", "b", "-x", "150", "-y", "44", "-c", str(cwd), command)
+        # Sized first, then the command started in it without the COLUMNS/LINES (80×24) the pane's shell may
+        # pass on, which Textual would believe over the terminal.
+        self.tmux("new-session", "-d", "-s", "b", "-x", "150", "-y", "44", "-c", str(cwd), "sleep 600")
+        self.tmux("respawn-pane", "-k", "-t", "b", "-c", str(cwd), f"unset COLUMNS LINES; {command}")
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.server, *args], capture_output=True, text=True, check=True).stdout

@@ -232,3 +232,42 @@ def test_a_stalled_worker_and_its_spend_show_in_the_table_and_the_header(
             await wait_until(pilot, lambda: app.service.finished, what="the run's end")
 
     run(scenario())
+
+
+def test_a_running_clock_turns_on_screen(tmp_path: Path) -> None:
+    """A worker at work for a few seconds: its row's time, as drawn (not only the table's data), goes 0:00,
+    0:01, 0:02… — the clocks repaint their own row each second, nothing else."""
+    from .engine_support import solution
+
+    step = {
+        "files": {"kmeans/points.py": solution("01_load_points", "kmeans/points.py")},
+        "say": ["working slowly"],
+        "sleep": 20,
+        "checkpoint": {"output": {"count": 30}},
+    }
+    map_path = demo_repo(
+        tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n"
+    )
+
+    def drawn_clock(app: Any) -> str | None:
+        row = next((line for line in table_lines(app) if "01_load_points" in line), "")
+        found = re.search(r"running {2,}\S* {2,}(\d+:\d\d)", row)
+        return found.group(1) if found else None
+
+    async def scenario() -> None:
+        app = make_app(map_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: drawn_clock(app), what="01 running with its clock")
+            seen: set[str] = set()
+
+            def turned_twice() -> bool:
+                clock = drawn_clock(app)
+                if clock is not None:
+                    seen.add(clock)
+                return len(seen) >= 3
+
+            await wait_until(pilot, turned_twice, 15, "the drawn clock to turn twice")
+            app.service.stop()
+            await wait_until(pilot, lambda: app.service.finished, what="the run's end")
+
+    run(scenario())

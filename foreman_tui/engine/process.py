@@ -366,7 +366,16 @@ class ChildProcess:
         a loop shuts down), as polling sees it: a stop never waits on a watcher that is no longer there."""
         assert self._popen is not None
         while not self._exited.is_set():
-            if self._watcher is not None and self._watcher.done() and self._popen.poll() is not None:
+            watcher = self._watcher
+            if watcher is not None and not watcher.done():
+                # The watcher sets the event, or ends without (cancelled): wait for either, without polling.
+                exited = asyncio.ensure_future(self._exited.wait())
+                try:
+                    await asyncio.wait((exited, watcher), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    exited.cancel()
+                continue
+            if self._popen.poll() is not None:
                 self._exited.set()
                 return
             with contextlib.suppress(TimeoutError):

@@ -69,11 +69,15 @@ class MainScreen(Screen[None]):
         self.raw = False
         self._shown_written = 0
         self._shown_mode: tuple[str | None, str] | None = None
+        self._title_look: tuple[object, ...] | None = None
+        """What the log's title was made from (``_show_log``)."""
         """(node, "raw" or "steps") the log widget shows now."""
         self._search = ""
         self._match: int | None = None
         self._known_pauses: set[str] = set()
         self._seen_pauses: set[str] = set()
+        self._second = 0
+        """The whole second of the last full refresh (``tick``)."""
         self._chosen_at = float("-inf")
         """When the person last chose a node with `w` (the table keeps its own cursor moves)."""
 
@@ -103,7 +107,7 @@ class MainScreen(Screen[None]):
         if table.node_rows:
             table.select_node(table.node_rows[0])
         table.focus()
-        self.set_interval(REFRESH, self.tick)
+        self.set_interval(REFRESH, self._periodic_tick)
         self.tick()
 
     def on_resize(self) -> None:
@@ -111,7 +115,13 @@ class MainScreen(Screen[None]):
 
     # --------------------------------------------------------------------------------- refreshing
 
-    def tick(self) -> None:
+    def _periodic_tick(self) -> None:
+        self.tick(whole=False)
+
+    def tick(self, *, whole: bool = True) -> None:
+        """Show what is new. The log every time (output shows within a tick); the table, the bars, the pause
+        panel and the header when events arrived, when the clock's second turned (the running times, a rate
+        limit's countdown), or when ``whole``: with nothing happening, a tick then costs next to nothing."""
         events = self.service.take_events()
         if events:
             self.post_message(EventsArrived(events))
@@ -120,12 +130,17 @@ class MainScreen(Screen[None]):
                 if isinstance(event, NodePaused) and event.pause_id not in self._known_pauses:
                     self._known_pauses.add(event.pause_id)
                     self.foreman.announce_pause(event)
-        self._follow_new_pause()
-        self.query_one(NodeTable).update_rows()
-        self.query_one(RegionBars).update_bars()
-        self._show_pause()
+        second = int(time.time())
+        everything = whole or bool(events) or second != self._second
+        self._second = second
+        if everything:
+            self._follow_new_pause()
+            self.query_one(NodeTable).update_rows()
+            self.query_one(RegionBars).update_bars()
+            self._show_pause()
         self._show_log()
-        self._show_summary()
+        if everything:
+            self._show_summary()
 
     def _follow_new_pause(self) -> None:
         """A pause that opens brings its node (and so its log) to the front, unless the person chose a node in
@@ -203,10 +218,14 @@ class MainScreen(Screen[None]):
         elif (new := min(lines_written - self._shown_written, len(lines))) > 0:
             log.write_lines([lines[i] for i in range(-new, 0)])  # only the new tail, not the whole window
         self._shown_written = lines_written
+        attempt = self.service.attempt(node) if node else ""
+        look = (node, mode, attempt, log.auto_scroll, self._search)
+        if look == self._title_look:
+            return  # the title as it is (ten ticks a second: most of them change nothing)
+        self._title_look = look
         title = Text()
         title.append(printable(f" {node or '(select a node)'} ", one_line=True), style="bold reverse")
         if node:
-            attempt = self.service.attempt(node)
             title.append(f"  {mode}", style="bold")
             if attempt:
                 title.append(f" · attempt {attempt}")
