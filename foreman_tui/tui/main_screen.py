@@ -69,9 +69,9 @@ class MainScreen(Screen[None]):
         self.raw = False
         self._shown_written = 0
         self._shown_mode: tuple[str | None, str] | None = None
+        """(node, "raw" or "steps") the log widget shows now."""
         self._title_look: tuple[object, ...] | None = None
         """What the log's title was made from (``_show_log``)."""
-        """(node, "raw" or "steps") the log widget shows now."""
         self._search = ""
         self._match: int | None = None
         self._known_pauses: set[str] = set()
