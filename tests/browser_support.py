@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .conftest import REPO
-from .engine_support import wait_for
+from .engine_support import nothing_left_mentioning, processes_mentioning
+
+__all__ = ["nothing_left_mentioning", "processes_mentioning"]  # for the serve tests, with the browser helpers
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -71,31 +73,6 @@ for (let y = 0; y < term.rows; y++) {
 }
 return lines.join("\\n");
 """
-
-
-def processes_mentioning(text: str) -> dict[int, str]:
-    """Live processes whose command line contains ``text``: pid → command line."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if text in cmdline and state != "Z":
-            found[int(entry.name)] = cmdline
-    return found
-
-
-def nothing_left_mentioning(text: str, timeout: float = 10) -> None:
-    """No process (foreman, a worker, a check) names ``text`` any more, within ``timeout``."""
-    try:
-        wait_for(lambda: not processes_mentioning(text), timeout, f"the processes mentioning {text} to go")
-    except AssertionError as exc:
-        left = "\n".join(f"{pid}: {cmdline}" for pid, cmdline in processes_mentioning(text).items())
-        raise AssertionError(f"left behind:\n{left}") from exc
 
 
 def artifacts() -> Path:

@@ -137,3 +137,28 @@ def map_state(map_path: Path) -> dict[str, Any]:
 
 def git(map_path: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=map_path.parent, capture_output=True, text=True, check=True).stdout
+
+
+def processes_mentioning(text: str) -> dict[int, str]:
+    """Live processes whose command line contains ``text``: pid → command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def nothing_left_mentioning(text: str, timeout: float = 10) -> None:
+    """No process (foreman, a worker, a check) names ``text`` any more, within ``timeout``."""
+    try:
+        wait_for(lambda: not processes_mentioning(text), timeout, f"the processes mentioning {text} to go")
+    except AssertionError as exc:
+        left = "\n".join(f"{pid}: {cmdline}" for pid, cmdline in processes_mentioning(text).items())
+        raise AssertionError(f"left behind:\n{left}") from exc

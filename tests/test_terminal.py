@@ -21,7 +21,17 @@ import pytest
 from foreman_tui.engine.process import group_alive
 
 from .conftest import REPO
-from .engine_support import add_check, demo_repo, events, foreman, kinds, solution, wait_for
+from .engine_support import (
+    add_check,
+    demo_repo,
+    events,
+    foreman,
+    kinds,
+    nothing_left_mentioning,
+    processes_mentioning,
+    solution,
+    wait_for,
+)
 
 # CI installs tmux (.ci/run); there a missing tmux is a failure, not a skip.
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None and not os.environ.get("CI"), reason="needs tmux")
@@ -69,32 +79,6 @@ def terminal() -> Iterator[list[Terminal]]:
         term.close()
 
 
-def _processes_mentioning(text: str) -> dict[int, str]:
-    """Live processes whose command line contains ``text``: pid → command line."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found[int(entry.name)] = cmdline
-    return found
-
-
-def _nothing_left_mentioning(text: str, timeout: float = 10) -> None:
-    """After ``kill-server`` the tmux shell takes a moment to go; anything still there after ``timeout``
-    was left behind. Fails naming what is left."""
-    try:
-        wait_for(lambda: not _processes_mentioning(text), timeout, f"the processes mentioning {text} to go")
-    except AssertionError as exc:
-        left = "\n".join(f"{pid}: {cmdline}" for pid, cmdline in _processes_mentioning(text).items())
-        raise AssertionError(f"left behind:\n{left}") from exc
-
-
 SCROLLBAR_GLYPHS = set("▁▂▃▄▅▆▇█▉▊▋▌▍▎▏")
 
 
@@ -127,7 +111,7 @@ def test_demo_in_a_real_terminal_reaches_the_pause_takes_a_key_and_completes(
     screen = term.wait_for("EXIT=0")
     assert "run complete (8/8 verified)" in screen
     term.close()  # its shell names the folder too
-    _nothing_left_mentioning(str(demo))  # no worker, check or foreman process
+    nothing_left_mentioning(str(demo))  # no worker, check or foreman process
 
 
 def test_leaving_workers_running_on_quit_and_the_next_run_takes_them_over(
@@ -165,7 +149,7 @@ def test_leaving_workers_running_on_quit_and_the_next_run_takes_them_over(
     assert "working slowly" in log and "committed" in log  # written after foreman quit, through the drain
     assert not group_alive(record["pgid"])
     term.close()
-    _nothing_left_mentioning(str(map_path.parent))
+    nothing_left_mentioning(str(map_path.parent))
 
 
 def test_a_start_up_error_in_the_tui_is_said_on_the_terminal_after_it_closes(
@@ -190,18 +174,24 @@ def test_a_start_up_error_in_the_tui_is_said_on_the_terminal_after_it_closes(
     assert f"foreman: another foreman is already running on this repository (pid {os.getpid()})" in screen
 
 
-def test_sigterm_to_the_tui_stops_the_workers_and_gives_the_terminal_back(
-    tmp_path: Path, terminal: list[Terminal]
-) -> None:
+def _slow_worker_running(tmp_path: Path, terminal: list[Terminal], after: str = "") -> tuple[Path, Terminal]:
+    """`foreman run` in a terminal (then the shell's ``after``) on the demo, its first worker at work for 30 s."""
     step = {**json.loads((REPO / "maps/demo/script.json").read_text())["nodes"]["01_load_points"], "sleep": 30}
     map_path = demo_repo(tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\n")
-    command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}; echo EXIT=$?; sleep 600"
+    command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}{after}"
     term = Terminal(command, map_path.parent)
     terminal.append(term)
     term.wait_for("running")
     wait_for(lambda: bool(kinds(events(map_path), "WorkerStarted", "01_load_points")), 60, "01's worker")
+    return map_path, term
+
+
+def test_sigterm_to_the_tui_stops_the_workers_and_gives_the_terminal_back(
+    tmp_path: Path, terminal: list[Terminal]
+) -> None:
+    map_path, term = _slow_worker_running(tmp_path, terminal, "; echo EXIT=$?; sleep 600")
     foreman_pid = next(
-        pid for pid, cmd in _processes_mentioning(f"foreman_tui run {map_path}").items() if "sleep" not in cmd
+        pid for pid, cmd in processes_mentioning(f"foreman_tui run {map_path}").items() if "sleep" not in cmd
     )
     os.kill(foreman_pid, signal.SIGTERM)
     screen = term.wait_for("EXIT=3", timeout=60)  # a stop: resumable, and the shell prints after the app
@@ -217,15 +207,9 @@ def test_when_its_terminal_goes_away_the_tui_stops_its_workers_and_ends(
     """The terminal closes under a running foreman (an SSH connection drops, the window is closed: here tmux's
     server is killed). foreman gets SIGHUP (and the SIGCONT the kernel sends with it): it stops its worker, records
     a resumable stop and ends — instead of hanging for ever in Textual's writer to a terminal that is gone."""
-    step = {**json.loads((REPO / "maps/demo/script.json").read_text())["nodes"]["01_load_points"], "sleep": 30}
-    map_path = demo_repo(tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\n")
-    command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}"
-    term = Terminal(command, map_path.parent)
-    terminal.append(term)
-    term.wait_for("running")
-    wait_for(lambda: bool(kinds(events(map_path), "WorkerStarted", "01_load_points")), 60, "01's worker")
+    map_path, term = _slow_worker_running(tmp_path, terminal)
     term.close()
-    _nothing_left_mentioning(str(map_path.parent), timeout=30)  # foreman, its worker and its checks
+    nothing_left_mentioning(str(map_path.parent), timeout=30)  # foreman, its worker and its checks
     worker = [e["detail"] for e in kinds(events(map_path), "WorkerExited", "01_load_points")]
     assert worker and worker[-1]["stopped"]
     assert kinds(events(map_path), "RunFinished")[-1]["detail"]["outcome"] == "stopped"
