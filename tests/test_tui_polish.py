@@ -59,6 +59,8 @@ def test_a_pause_brings_its_node_and_log_to_the_front_and_no_toast_covers_them(t
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await wait_until(pilot, lambda: app.screen.node == PAUSED, what="the paused node selected")
             await wait_until(pilot, lambda: PAUSED in title(app), what="its log shown")
+            for node in ("01_load_points", "04_assign"):  # a verified node's clock has stopped
+                assert app.service.elapsed(node, 1e12) == app.service.elapsed(node, 2e12), node
             log_text = "\n".join(app.screen.query_one("#log").lines)
             assert "The stopping rule is ambiguous" in log_text
             covered = [app.screen.query_one("#log").region, app.screen.query_one(PausePanel).region]
@@ -211,8 +213,8 @@ def test_a_stalled_worker_and_its_spend_show_in_the_table_and_the_header(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stand-in Claude Code that goes silent is stopped at the 2 s stall timeout: its row says "attempt 1
-    stalled" and the header "1 stalled". The next attempt works; then the row shows what the node cost and the
-    header what the run spent."""
+    stalled" and the header "1 stalled", while the next attempt works, until the node is verified; then the row
+    shows what the node cost and the header what the run spent."""
     from .standin_support import NODE, standin_run
 
     map_path, env = standin_run(tmp_path, {NODE: ["silent", "work"]}, "stall_timeout = 2\nretries = 1\n")

@@ -163,6 +163,8 @@ class NodeTable(DataTable[Text | str]):
         if kept is not None and kept[1] is value and kept[0] == depends:
             return kept[2]
         lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        if len(self._cells) > 4 * (self.size.height + 2) * (len(self.columns) + 1):
+            self._cells.clear()  # bounded by what a screen shows (a long table scrolled through), as DataTable's are
         self._cells[(row_key, column_key)] = (depends, value, lines)
         return lines
 

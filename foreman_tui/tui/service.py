@@ -20,7 +20,6 @@ from ..engine.events import (
     AgentStep,
     AgentStopped,
     CheckFinished,
-    CommitDetected,
     Event,
     NodePaused,
     NodeReset,
@@ -231,16 +230,17 @@ class EngineService:
         elif isinstance(event, AgentStep):
             feed.add_steps([f"[{event.role}] {event.step}"])
         elif isinstance(event, AgentStopped) and event.reason == "stalled":
-            feed.stalled = event.attempt
-        elif isinstance(event, CommitDetected | NodeVerified | NodeReset):
-            feed.stalled = None
+            feed.stalled = event.attempt  # said in the note until the node is verified or reset
         elif isinstance(event, CheckFinished) and event.level == "L1":
             feed.checks[event.check] = event
         elif isinstance(event, NodeVerified | NodePaused):
             feed.ended = event.time
+            if isinstance(event, NodeVerified):
+                feed.stalled = None
         elif isinstance(event, NodeReset):
             feed.checks.clear()
             feed.started = feed.ended = None
+            feed.stalled = None
 
     # ------------------------------------------------------------------------------- what to show
 
