@@ -180,6 +180,8 @@ def tui(map_path: Path, workers: int, seconds: float, settle: float) -> dict[str
         result |= finish(pid, found)
     finally:
         pane.close()
+        with contextlib.suppress(OSError):  # kill-server leaves the server's socket behind
+            (Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / pane.server).unlink()
         if pid and alive(pid):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
