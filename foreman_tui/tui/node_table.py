@@ -244,7 +244,11 @@ class NodeTable(DataTable[Text | str]):
     def on_resize(self) -> None:
         self._fit_note()
         if self.row_count:  # keep the selected row in sight when the table shrinks (a pause panel opened)
-            self.call_after_refresh(self.move_cursor, row=self.cursor_row)
+            self.call_after_refresh(self._cursor_in_sight)
+
+    def _cursor_in_sight(self) -> None:
+        """Scroll to the cursor's row as it is *now*: a key pressed since the resize has moved it."""
+        self.move_cursor(row=self.cursor_row)
 
     def _fit_note(self) -> None:
         """Give the note column the width the others leave (it is cut with "…"), so no row runs past the table's
