@@ -162,3 +162,16 @@ def nothing_left_mentioning(text: str, timeout: float = 10) -> None:
     except AssertionError as exc:
         left = "\n".join(f"{pid}: {cmdline}" for pid, cmdline in processes_mentioning(text).items())
         raise AssertionError(f"left behind:\n{left}") from exc
+
+
+def slow_first_node(tmp_path: Path, seconds: float) -> Path:
+    """The demo with 01_load_points' worker at work for ``seconds`` before it commits, one worker at a time."""
+    step = {
+        "files": {"kmeans/points.py": solution("01_load_points", "kmeans/points.py")},
+        "say": ["working slowly"],
+        "sleep": seconds,
+        "checkpoint": {"output": {"count": 30}},
+    }
+    return demo_repo(
+        tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n"
+    )

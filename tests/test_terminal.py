@@ -29,7 +29,7 @@ from .engine_support import (
     kinds,
     nothing_left_mentioning,
     processes_mentioning,
-    solution,
+    slow_first_node,
     wait_for,
 )
 
@@ -117,15 +117,7 @@ def test_demo_in_a_real_terminal_reaches_the_pause_takes_a_key_and_completes(
 def test_leaving_workers_running_on_quit_and_the_next_run_takes_them_over(
     tmp_path: Path, terminal: list[Terminal]
 ) -> None:
-    step = {
-        "files": {"kmeans/points.py": solution("01_load_points", "kmeans/points.py")},
-        "say": ["working slowly"],
-        "sleep": 8,
-        "checkpoint": {"output": {"count": 30}},
-    }
-    map_path = demo_repo(
-        tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n"
-    )
+    map_path = slow_first_node(tmp_path, 8)
     command = f"{shlex.quote(sys.executable)} -m foreman_tui run {shlex.quote(str(map_path))}; echo EXIT=$?; sleep 600"
     term = Terminal(command, map_path.parent)
     terminal.append(term)

@@ -18,7 +18,7 @@ from foreman_tui.tui.pause_panel import PausePanel
 from foreman_tui.tui.views import QuitScreen
 from foreman_tui.tui.widgets import AnsiLog
 
-from .engine_support import DEMO_PROCESS, demo_repo, events, kinds
+from .engine_support import DEMO_PROCESS, demo_repo, events, kinds, slow_first_node
 from .tui_support import SIZE, cell, make_app, wait_until
 
 
@@ -104,20 +104,6 @@ def test_escape_drops_a_staged_choice_and_nothing_is_sent(tmp_path: Path) -> Non
     assert not kinds(events(map_path), "DecisionRecorded")
 
 
-def _slow_first_node(tmp_path: Path, seconds: float) -> Path:
-    from .engine_support import solution
-
-    step = {
-        "files": {"kmeans/points.py": solution("01_load_points", "kmeans/points.py")},
-        "say": ["working slowly"],
-        "sleep": seconds,
-        "checkpoint": {"output": {"count": 30}},
-    }
-    return demo_repo(
-        tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n"
-    )
-
-
 def _fast_again(map_path: Path) -> None:
     script_path = map_path.parent.parent / "script" / "script.json"
     script = json.loads(script_path.read_text())
@@ -126,7 +112,7 @@ def _fast_again(map_path: Path) -> None:
 
 
 def test_quitting_with_a_running_worker_and_stopping_it_then_reopening_resumes(tmp_path: Path) -> None:
-    map_path = _slow_first_node(tmp_path, 60)
+    map_path = slow_first_node(tmp_path, 60)
 
     async def first_session() -> int:
         app = make_app(map_path)
@@ -160,7 +146,7 @@ def test_quitting_with_a_running_worker_and_stopping_it_then_reopening_resumes(t
 
 
 def test_palette_commands_stop_retry_and_hold_scheduling(tmp_path: Path) -> None:
-    map_path = _slow_first_node(tmp_path, 60)
+    map_path = slow_first_node(tmp_path, 60)
 
     async def scenario() -> None:
         app = make_app(map_path)

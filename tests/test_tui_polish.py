@@ -21,7 +21,7 @@ from foreman_tui.tui.feed import EventFeed
 from foreman_tui.tui.node_table import NodeTable, checks_cell
 from foreman_tui.tui.pause_panel import PausePanel
 
-from .engine_support import demo_repo
+from .engine_support import demo_repo, slow_first_node
 from .tui_support import SIZE, cell, make_app, wait_until
 
 PAUSED = "05_update"
@@ -239,17 +239,7 @@ def test_a_stalled_worker_and_its_spend_show_in_the_table_and_the_header(
 def test_a_running_clock_turns_on_screen(tmp_path: Path) -> None:
     """A worker at work for a few seconds: its row's time, as drawn (not only the table's data), goes 0:00,
     0:01, 0:02… — the clocks repaint their own row each second, nothing else."""
-    from .engine_support import solution
-
-    step = {
-        "files": {"kmeans/points.py": solution("01_load_points", "kmeans/points.py")},
-        "say": ["working slowly"],
-        "sleep": 20,
-        "checkpoint": {"output": {"count": 30}},
-    }
-    map_path = demo_repo(
-        tmp_path, nodes={"01_load_points": step}, settings="poll = 0.5\nstop_grace = 1\nmax_parallel = 1\n"
-    )
+    map_path = slow_first_node(tmp_path, 20)
 
     def drawn_clock(app: Any) -> str | None:
         row = next((line for line in table_lines(app) if "01_load_points" in line), "")

@@ -57,5 +57,5 @@ class EventFeed(RichLog):
             self.write(feed_entry(event), expand=True)
 
     def texts(self) -> list[str]:
-        """The feed as the person sees it, one string per screen line (for tests and the bench)."""
+        """The feed as the person sees it, one string per screen line."""
         return [strip.text for strip in self.lines]
