@@ -297,3 +297,35 @@ def test_sigint_during_imports_prints_no_traceback() -> None:
         _, err = proc.communicate(timeout=30)
         assert "Traceback" not in err, (after, err)
         assert proc.returncode in (0, 130), (after, proc.returncode, err)
+
+
+LATE_SIGNAL = """
+import os, signal, sys
+from foreman_tui.launch import main
+
+class Late:  # destroyed with the modules, after the interpreter has given its signal handlers back
+    def __del__(self, kill=os.kill, pid=os.getpid(), sig=signal.SIGINT):
+        kill(pid, sig)
+
+sys.modules["late"] = type(sys)("late")
+sys.modules["late"].x = Late()
+sys.argv = ["foreman", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def test_a_signal_while_the_interpreter_shuts_down_keeps_the_commands_exit_status(tmp_path: Path) -> None:
+    """The command's work is done and printed; a Ctrl+C in the last moments of the interpreter's shutdown (after it
+    restored the default actions) must not turn exit 0 into death by signal (CI saw -2 for `validate`)."""
+    driver = tmp_path / "late.py"
+    driver.write_text(LATE_SIGNAL)
+    result = subprocess.run(
+        [sys.executable, str(driver), "validate", str(DEMO / "algorithm-map.json")],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert result.stdout.rstrip().endswith("valid")
