@@ -4,12 +4,14 @@ and ``FOREMAN_<KEY>`` environment variables sit between the two."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .map.errors import ConfigError, Problem, did_you_mean, format_path
 from .map.files import clean_path
@@ -93,6 +95,54 @@ class Price(BaseModel):
         return ((input_tokens - cached) * self.input + cached * cached_price + output_tokens * self.output) / 1e6
 
 
+MEMORY_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+MEMORY_UNITS |= {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def memory_bytes(text: str) -> int:
+    """``"4GiB"``, ``"512 MiB"``, ``"2GB"`` or a number of bytes, as bytes. Raises ValueError."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in MEMORY_UNITS:
+        raise ValueError(f'{text!r} is not an amount of memory; write e.g. "4GiB", "512MiB" or a number of bytes')
+    return int(float(match.group(1)) * MEMORY_UNITS[unit])
+
+
+class ExecutorSettings(BaseModel):
+    """Where worker and reviewer attempts run: ``[executor]`` (docs/scale-out.md)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    kind: Literal["local", "ray"] = "local"
+    """``local``: processes on this machine; ``ray``: one Ray actor per attempt on a Ray cluster."""
+    address: str = "auto"
+    """The Ray cluster: ``auto`` (``RAY_ADDRESS``, else a cluster started on this machine), ``host:port`` (its
+    GCS) or ``ray://host:10001`` (Ray Client). foreman never starts a cluster."""
+    num_cpus: float = Field(default=1, ge=0, le=1024, allow_inf_nan=False)
+    """Ray's logical CPUs reserved by one attempt."""
+    memory: str | None = None
+    """Ray's logical memory reserved by one attempt, e.g. ``"4GiB"``."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources one attempt reserves, e.g. ``{agent = 1}`` to run only on nodes that declare it."""
+    namespace: str = ""
+    """The Ray namespace of foreman's actors; empty: one derived from the repository."""
+    connect_timeout: float = Field(default=30, gt=0, le=600, allow_inf_nan=False)
+    """Seconds to reach the cluster (its port, then Ray's handshake) before the run gives up (exit 2)."""
+    start_timeout: float = Field(default=600, gt=0, allow_inf_nan=False)
+    """Seconds an attempt may wait for a Ray node with room for it (``num_cpus``, ``memory``, ``resources``)
+    and for its clone; after that it counts as an attempt that could not start."""
+    unavailable_timeout: float = Field(default=30, gt=0, le=3600, allow_inf_nan=False)
+    """Seconds an attempt's actor may stay unreachable before the attempt counts as failed (its node lost)."""
+
+    @model_validator(mode="after")
+    def _memory_reads(self) -> ExecutorSettings:
+        if self.memory is not None:
+            memory_bytes(self.memory)
+        if any(not (0 <= amount < float("inf")) for amount in self.resources.values()):
+            raise ValueError("resources are amounts of at least 0")
+        return self
+
+
 class NodeOverride(BaseModel):
     """Per-node settings under ``[nodes.<id>]``."""
 
@@ -161,6 +211,8 @@ class Settings(BaseSettings):
     """The agent that reviews a node's code and answers CLEAN or FLAG."""
     checks: CheckSettings = Field(default_factory=CheckSettings)
     """Which Python and environment the project's commands run with."""
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    """Where worker and reviewer attempts run: this machine, or a Ray cluster (docs/scale-out.md)."""
     nodes: dict[str, NodeOverride] = Field(default_factory=dict)
     """Per-node overrides, keyed by node id."""
     keys: dict[str, str] = Field(default_factory=dict)
@@ -175,11 +227,37 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file is read by load_settings and passed as init data, under the environment.
-        return env_settings, init_settings
+        # The file is read by load_settings and passed as init data, under the environment. FOREMAN_EXECUTOR is
+        # what a worker is told about where it runs, not a setting: a foreman started by a worker must not read it.
+        return _EnvWithout(settings_cls, ("foreman_executor",)), init_settings
+
+    @model_validator(mode="after")
+    def _ray_needs_worktrees(self) -> Settings:
+        if self.executor.kind != "ray":
+            return self
+        if self.isolation != "worktree":
+            raise ValueError('executor.kind = "ray" needs isolation = "worktree" (each attempt works in its own clone)')
+        for role, agent in (("worker", self.worker), ("reviewer", self.reviewer)):
+            if agent.sandbox != "none":
+                raise ValueError(
+                    f'{role}.sandbox = "{agent.sandbox}" is not available with executor.kind = "ray" yet; '
+                    "sandbox the Ray nodes themselves (docs/scale-out.md)"
+                )
+        return self
 
     def file_overrides(self) -> dict[str, list[str]]:
         return {node_id: node.files for node_id, node in self.nodes.items() if node.files is not None}
+
+
+class _EnvWithout(EnvSettingsSource):
+    """The ``FOREMAN_*`` environment, less the names that are not settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dropped: tuple[str, ...]) -> None:
+        self.dropped = dropped
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k: v for k, v in super()._load_env_vars().items() if k.lower() not in self.dropped}
 
 
 def load_settings(project_dir: Path, known_nodes: set[str] | None = None) -> Settings:
@@ -240,6 +318,7 @@ def _problem(err: Any) -> Problem:
             "nodes": NodeOverride,
             "checks": CheckSettings,
             "prices": Price,
+            "executor": ExecutorSettings,
         }
         known = section.get(str(loc[0]), Settings).model_fields if len(loc) > 1 else Settings.model_fields
         return Problem(path, f"unknown setting{did_you_mean(str(loc[-1]), known)}", "remove or rename it")

@@ -59,7 +59,7 @@ def _git(workdir: Path, *args: str) -> None:
 def work(script: dict[str, Any], base: Path, node_id: str, attempt: int, workdir: Path) -> int:
     step = _step(script, node_id, attempt)
     message = os.environ.get("FOREMAN_MESSAGE_FILE")
-    print(f"scripted worker: node {node_id}, attempt {attempt}", flush=True)
+    print(f"scripted worker: node {node_id}, attempt {attempt}{_where()}", flush=True)
     if message and Path(message).exists():
         print("received message:", flush=True)
         for line in Path(message).read_text(encoding="utf-8").splitlines()[:40]:
@@ -132,10 +132,16 @@ def work(script: dict[str, Any], base: Path, node_id: str, attempt: int, workdir
     return int(step.get("exit", 0))
 
 
+def _where() -> str:
+    """Where this agent runs, as foreman told it (``FOREMAN_EXECUTOR``, ``FOREMAN_HOST``)."""
+    executor, host = os.environ.get("FOREMAN_EXECUTOR"), os.environ.get("FOREMAN_HOST")
+    return f" (executor {executor}, host {host})" if executor else ""
+
+
 def review(script: dict[str, Any], node_id: str, round_: int) -> int:
     verdicts = script.get("reviews", {}).get(node_id) or ["CLEAN"]
     verdict = verdicts[min(round_, len(verdicts)) - 1]
-    print(f"scripted reviewer: node {node_id}, round {round_}", flush=True)
+    print(f"scripted reviewer: node {node_id}, round {round_}{_where()}", flush=True)
     print(verdict, flush=True)
     return 0
 

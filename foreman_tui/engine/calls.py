@@ -28,10 +28,11 @@ from .events import (
     WorkerExited,
     WorkerStarted,
 )
+from .executor import AttemptSpec, ExecutorError
 from .lifecycle import Phase
 from .limits import Spend
 from .pauses import BUDGET_REACHED, Decision, Option, Pause
-from .process import ChildProcess, ProcessResult
+from .process import ProcessResult
 from .sandbox import agent_writable, sandbox_prefix
 from .watchdog import LINGERED, Activity, Limits, watch
 from .workspace import finish_async
@@ -205,6 +206,7 @@ class Calls(RunContext):
         env = (
             self._env()
             | self.repo.identity_env
+            | self.executor.env()
             | {
                 "FOREMAN_NODE_ID": node,
                 "FOREMAN_MAP": str(self.map_path),
@@ -229,14 +231,16 @@ class Calls(RunContext):
                 self.on_output(node, stream, lines)
 
         mark = self._mark(node, role)
-        child = ChildProcess(argv, tree, env, log, invocation.stdin, on_lines=on_lines, mark=mark)
+        shipped = [p for p in (prompt, message, invocation.stdin, self.map_path) if p is not None]
+        spec = AttemptSpec(node, role, attempt, argv, tree, env, log, invocation.stdin, on_lines, mark, shipped)
+        child = self.executor.attempt(spec)
         key = f"{node}.{role}"
         try:
             pid = await child.start()
-        except OSError as exc:
+        except (OSError, ExecutorError) as exc:
             return FailedStart(str(exc)), parser.report
         self.children[key] = child
-        self.pids.record(node, role, pid, argv, mark)
+        self.pids.record(node, role, pid, argv, mark, child.record())
         self.emit(
             WorkerStarted(
                 node=node,
@@ -247,6 +251,8 @@ class Calls(RunContext):
                 workdir=str(tree),
                 log=str(log),
                 resume=invocation.resumed,
+                executor=self.executor.kind,
+                host=str(child.record().get("host", "")),
             )
         )
         s = self.settings

@@ -26,6 +26,7 @@ from .events import (
     NodePaused,
     RunNoted,
 )
+from .executor import Attempt, Executor, make_executor
 from .gitrepo import Repo
 from .lifecycle import WORKER_PHASES, Lifecycle, Phase
 from .limits import Backoff, Throttle
@@ -79,7 +80,13 @@ class RunContext:
         self.state = RunState()
         self.lifecycle = Lifecycle(self.state, self.runs, self._moved)
         self.waits: list[Wait] = []
-        self.children: dict[str, ChildProcess] = {}
+        self.executor: Executor = make_executor(
+            self.settings.executor,
+            namespace=self.settings.executor.namespace or f"foreman-{_project_key(self.repo)}",
+            stop_grace=self.settings.stop_grace,
+        )
+        """Where worker and reviewer attempts run (``executor.py``): this machine, or a Ray cluster."""
+        self.children: dict[str, Attempt] = {}
         self.on_output: Callable[[str, str, list[str]], None] | None = None
         """Given each batch of a worker's output lines as (node, stream, lines); called on the event loop,
         so it must only store them (a flood of output arrives here)."""

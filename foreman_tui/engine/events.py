@@ -94,10 +94,14 @@ class WorkerStarted(Event):
     workdir: str
     log: str
     resume: bool = False
+    executor: str = "local"
+    host: str = ""
+    """Where it runs when not here: the Ray node's id (``executor`` = ``ray``); empty on this machine."""
 
     def describe(self) -> str:
         how = " (resumed session)" if self.resume else ""
-        return f"{self.role} started, attempt {self.attempt}, pid {self.pid}{how} — log {self.log}"
+        where = f" on Ray node {self.host[:12]}" if self.host else ""
+        return f"{self.role} started, attempt {self.attempt}, pid {self.pid}{where}{how} — log {self.log}"
 
 
 @dataclass(kw_only=True)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .context import RunContext
-from .events import NodeRecovered, WorkerExited, WorkersLeftRunning
+from .events import NodeRecovered, OrphanStopped, RunNoted, WorkerExited, WorkersLeftRunning
 from .process import group_alive, stop_group_now
+from .runstate import REMOTE
 
 POLL = 0.25
 """Seconds between looks at a taken-over worker (is it alive, what did it print)."""
@@ -38,21 +39,55 @@ class Handover(RunContext):
             self.pids.mark_left_running(node, role, child.log_path, self.state.node(node).attempt)
             left.append(node)
         if left:
-            self.emit(WorkersLeftRunning(nodes=sorted(left)))
+            self.emit(WorkersLeftRunning(nodes=sorted(set(left))))
         self.request_stop()
-        return sorted(left)
+        return sorted(set(left))
 
     def _find_left_running(self) -> None:
-        """At start-up: the workers a person left running that still run (they are not orphans)."""
+        """At start-up: the workers a person left running that still run (they are not orphans), and the
+        attempts on a Ray cluster a run left, whether it quit or died (detached actors outlive it)."""
         self._taken_over = {}
         self._watching = set()
         for node, record in self.pids.left_running().items():
             nr = self.state.nodes.get(node)
             if nr is not None and nr.phase == "running":
                 self._taken_over[node] = record
+        remote = self.pids.remote()
+        for stem, record in remote.items():
+            node, role = stem.split(".", 1)
+            nr = self.state.nodes.get(node)
+            name = str(record[REMOTE].get("name", ""))
+            if role == "worker" and nr is not None and nr.phase == "running" and name in self._adoptable():
+                self._taken_over[node] = record
+                continue
+            if self.executor.discard(record):
+                self.emit(
+                    OrphanStopped(node=node, pid=0, reason=f"its {role}'s Ray actor {name}, left by a run; stopped")
+                )
+            elif self.executor.kind != record[REMOTE].get("executor"):
+                self.emit(
+                    RunNoted(
+                        note=f"{node}'s {role} was left on {record[REMOTE].get('executor')} ({name}); "
+                        f"with executor.kind = {self.executor.kind} it is not followed (stop it there)"
+                    )
+                )
+            self.pids.clear(node, role)
+        known = {str(r[REMOTE].get("name", "")) for r in remote.values()}
+        for name in self.executor.strays(known):
+            reason = f"Ray actor {name}, started by a run that died before it recorded it; stopped"
+            self.emit(OrphanStopped(node=name.split(".")[0], pid=0, reason=reason))
+
+    def _adoptable(self) -> set[str]:
+        live = getattr(self.executor, "live", None)
+        return set(live) if isinstance(live, set) else set()
 
     def _report_taken_over(self) -> None:
         for node, record in self._taken_over.items():
+            if REMOTE in record:
+                where = f"{record[REMOTE].get('executor')} actor {record[REMOTE].get('name')} on {record.get('host')}"
+                reason = f"its attempt ({where}) is still at work: following it"
+                self.emit(NodeRecovered(node=node, was="running", now="running", reason=reason))
+                continue
             self.emit(
                 NodeRecovered(
                     node=node,
@@ -66,6 +101,8 @@ class Handover(RunContext):
     async def _await_left_worker(self, node: str, record: dict[str, Any]) -> list[str]:
         """Wait for a worker left running by the last session to end; show its output as it comes. Returns
         the last lines of its log (to find a hard-pause block)."""
+        if REMOTE in record:
+            return await self._await_remote(node, record)
         pgid = int(record["pgid"])
         log = Path(record.get("log", ""))
         started = float(record.get("started", time.time()))
@@ -95,6 +132,51 @@ class Handover(RunContext):
                 attempt=int(record.get("attempt", self.state.node(node).attempt)),
                 exit_code=None,
                 duration=time.time() - started,
+            )
+        )
+        try:
+            return log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+        except OSError:
+            return []
+
+    async def _await_remote(self, node: str, record: dict[str, Any]) -> list[str]:
+        """Follow an attempt a last run left on another executor (a Ray actor) to its end: its output and
+        commits come as for one this run started."""
+
+        def on_lines(stream: str, lines: list[str]) -> None:
+            if node in self.activity:
+                self.activity[node].touch()
+            if self.on_output is not None:
+                self.on_output(node, stream, lines)
+
+        attempt = self.executor.adopt(record, on_lines)
+        log = Path(str(record[REMOTE].get("log", "")))
+        started = float(record.get("started", time.time()))
+        if attempt is None:
+            self.pids.clear(node, "worker")
+            return []
+        key = f"{node}.worker"
+        self.children[key] = attempt
+        self._watching.add(node)
+        try:
+            result = await attempt.wait(max(1.0, self.settings.timeout - (time.time() - started)))
+        except asyncio.CancelledError:
+            if not self._detaching:
+                await asyncio.shield(attempt.stop(self.settings.stop_grace))
+            raise
+        finally:
+            self.children.pop(key, None)
+            self._watching.discard(node)
+            if not self._detaching:
+                self.pids.clear(node, "worker")
+        self.emit(
+            WorkerExited(
+                node=node,
+                role="worker",
+                attempt=int(record[REMOTE].get("attempt", self.state.node(node).attempt)),
+                exit_code=result.exit_code,
+                duration=result.duration,
+                timed_out=result.timed_out,
             )
         )
         try:

@@ -38,6 +38,8 @@ def preflight(repo: Repo, map_path: Path, settings: Settings, python: ProjectPyt
         )
     path = agents_path(python, settings)
     for role, agent in agents.items():
+        if settings.executor.kind != "local":
+            break  # the agents run on the executor's machines, with their PATH (docs/scale-out.md)
         program = missing_program(agent, map_path.parent, path)
         if program is None:
             continue

@@ -62,6 +62,8 @@ class ProcessResult:
     stopped: bool = False
     stopped_for: str | None = None
     """Why a watcher stopped it, when one did (``watchdog.py``: lingered after its result, stalled)."""
+    lost: str = ""
+    """Why the attempt was lost where it ran (its Ray node died), if it was: a failed attempt, tried again."""
 
 
 class _Line:

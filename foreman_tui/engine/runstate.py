@@ -207,6 +207,10 @@ class RunLock:
             self._handle = None
 
 
+REMOTE = "remote"
+"""The key of a pid record whose attempt runs elsewhere (its executor's handle on it, e.g. a Ray actor's name)."""
+
+
 class PidFiles:
     """``.foreman/pids/<node>.<role>.json``: each live worker's process group, so a new run can stop the
     orphans of a run that died (``kill -9``)."""
@@ -214,10 +218,19 @@ class PidFiles:
     def __init__(self, folder: Path) -> None:
         self.folder = folder / "pids"
 
-    def record(self, node_id: str, role: str, pid: int, argv: list[str], mark: str | None = None) -> Path:
+    def record(
+        self,
+        node_id: str,
+        role: str,
+        pid: int,
+        argv: list[str],
+        mark: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
+        """``extra``: what the executor keeps of an attempt that does not run here (``{"remote": {...}}``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{node_id}.{role}.json"
-        record = {"pid": pid, "pgid": pid, "argv": argv, "started": time.time(), "mark": mark}
+        record = {"pid": pid, "pgid": pid, "argv": argv, "started": time.time(), "mark": mark, **(extra or {})}
         atomic_write(path, json.dumps(record).encode())
         return path
 
@@ -243,8 +256,22 @@ class PidFiles:
                 pgid = int(record["pgid"])
             except (OSError, ValueError, KeyError, json.JSONDecodeError):
                 continue
+            if REMOTE in record:
+                continue  # its executor finds it (``remote()``)
             if record.get("left_running") and _looks_like(pgid, record.get("argv") or []) and group_alive(pgid):
                 found[path.name.split(".")[0]] = record
+        return found
+
+    def remote(self) -> dict[str, dict[str, Any]]:
+        """The records of attempts that ran elsewhere (a Ray actor), by file stem (``<node>.<role>``)."""
+        found: dict[str, dict[str, Any]] = {}
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and isinstance(record.get(REMOTE), dict):
+                found[path.stem] = record
         return found
 
     def stop_orphans(self, keep: frozenset[str] = frozenset()) -> list[tuple[str, int]]:
@@ -262,6 +289,8 @@ class PidFiles:
             except (OSError, ValueError, KeyError, json.JSONDecodeError):
                 path.unlink(missing_ok=True)
                 continue
+            if REMOTE in record:
+                continue  # not a process here: its executor stops or takes it over (``remote()``)
             if _looks_like(pgid, record.get("argv") or []) and stop_group_now(pgid):
                 stopped.append((path.stem, pgid))
             path.unlink(missing_ok=True)

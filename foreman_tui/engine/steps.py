@@ -127,6 +127,8 @@ class NodeSteps(Handover, Stages, Calls):
             self.lifecycle.note(node, session_id=report.session_id)
         if isinstance(result, FailedStart):
             reason = f"the agent could not start: {result.message}"
+        elif result.lost:
+            reason = result.lost
         elif result.timed_out:
             reason = f"timed out after {self.settings.timeout:g}s and was stopped"
         elif result.stopped_for == STALLED:

@@ -88,7 +88,12 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
             self._tasks[node] = asyncio.create_task(self._drive(node), name=f"node:{node}")
 
     async def run(self) -> Outcome:
-        self._prepare()
+        await self.executor.open()  # before start-up: it finds the attempts a last run left on a cluster
+        try:
+            self._prepare()
+        except BaseException:
+            await self.executor.close()
+            raise
         self._monitor = CommitMonitor(self.repo, self._on_commit, self.settings.poll, self.use_fs_events)
         monitor_task = asyncio.create_task(self._monitor.run(), name="commit-monitor")
         try:
@@ -133,6 +138,7 @@ class Supervisor(Commands, Reviews, NodeSteps, Startup):
                 await monitor_task
             await finish(self.ws.flush)  # what the map should say, even on a stop
             self.save()
+            await self.executor.close()
             self.events.close()
             if self.lock is not None:
                 self.lock.release()

@@ -11,8 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .process import ChildProcess, ProcessResult
+from .process import ProcessResult
+
+if TYPE_CHECKING:
+    from .executor import Attempt
 
 LINGERED = "lingered"
 """Stopped ``result_grace`` seconds after its final result event."""
@@ -66,7 +70,7 @@ class Activity:
 
 
 async def watch(
-    child: ChildProcess, limits: Limits, finished: Callable[[], bool], activity: Activity, tree: Path
+    child: Attempt, limits: Limits, finished: Callable[[], bool], activity: Activity, tree: Path
 ) -> tuple[ProcessResult, str | None]:
     """Wait for ``child`` like ``child.wait(timeout)``, and stop it when it lingers after its result
     (``finished()`` true for ``grace`` seconds) or stalls (``activity`` older than ``stall`` seconds and no file
