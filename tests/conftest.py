@@ -87,3 +87,10 @@ def run_cli(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``-n`` (xdist's "load"), tests marked with one ``xdist_group`` go to one worker: the Ray tests start a
+    local cluster per module, and one at a time is what 2 cores take."""
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"

@@ -92,8 +92,9 @@ def foreman(
     return run_cli(*args, cwd=cwd, timeout=timeout, env=env)
 
 
-def start_foreman(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")}
+def start_foreman(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``foreman ARGS`` in the background, without the calling environment's ``FOREMAN_*``; ``env`` adds to it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")} | (env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "foreman_tui", *args],
         cwd=REPO,
