@@ -57,125 +57,9 @@ START_TIMEOUT = 60.0
 RAY_WORKER_VARS = {"PYTHONPATH", "SPT_NOENV"}
 """Besides ``RAY_*``: what a Ray worker's environment has that the node's has not (and the agent must not have)."""
 
-GUARD_SOURCE = r'''
-import contextlib, json, os, select, shutil, signal, subprocess, sys, time, traceback
-
-
-def survivors(agent, cfg):
-    """Live processes (not zombies, not this one) in the agent's group or started with mark_var=mark."""
-    agent.poll()  # reap the agent
-    needle = b"\0" + ("%s=%s" % (cfg["mark_var"], cfg["mark"])).encode() + b"\0"
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if fields[0] == b"Z":  # dead; pid 1 may take a second to reap an orphan
-                continue
-            if int(fields[2]) != agent.pid:
-                if not cfg["mark"]:
-                    continue
-                with open("/proc/%s/environ" % name, "rb") as f:
-                    if needle not in b"\0" + f.read():
-                        continue
-        except (OSError, IndexError, ValueError):
-            continue
-        found.append(int(name))
-    return found
-
-
-def signal_all(agent, cfg, sig):
-    for pid in [-agent.pid] + survivors(agent, cfg):  # the group, and the marked outside it
-        with contextlib.suppress(OSError):
-            os.kill(pid, sig)
-
-
-def vanish(agent, cfg, seconds):
-    deadline = time.monotonic() + seconds
-    while survivors(agent, cfg):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def clear(agent, cfg, wait, grace):
-    """Let the group and the marked processes end within wait s; then SIGTERM, grace s, SIGKILL."""
-    if vanish(agent, cfg, wait):
-        return
-    signal_all(agent, cfg, signal.SIGTERM)
-    if not vanish(agent, cfg, grace):
-        signal_all(agent, cfg, signal.SIGKILL)
-        vanish(agent, cfg, 5.0)
-
-
-def watch(agent, lifeline):
-    """Until the agent exits (False) or the lifeline reaches EOF (True)."""
-    try:
-        pidfd = [os.pidfd_open(agent.pid)]  # readable when the agent exits
-    except (AttributeError, OSError):
-        pidfd = []
-    while agent.poll() is None:
-        ready = select.select([lifeline] + pidfd, [], [], None if pidfd else 0.05)[0]
-        if lifeline in ready and not os.read(lifeline, 4096):
-            return True
-    return False
-
-
-def write(folder, name, text):  # atomically
-    with contextlib.suppress(OSError), open(os.path.join(folder, name + ".tmp"), "w") as f:
-        f.write(text)
-    with contextlib.suppress(OSError):
-        os.replace(os.path.join(folder, name + ".tmp"), os.path.join(folder, name))
-
-
-def main():
-    cfg = json.loads(sys.stdin.buffer.read())
-    if os.fork():
-        os._exit(0)  # the launcher goes: the guard is nobody's child of the Ray worker
-    os.setsid()
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # a Ray thread's blocked or ignored signals stop here
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    folder, lifeline = cfg["folder"], cfg["lifeline"]
-    try:
-        with open(os.path.join(folder, "stdout.log"), "ab") as out, open(
-            os.path.join(folder, "stderr.log"), "ab"
-        ) as err, open(cfg["stdin"] or os.devnull, "rb") as inp:
-            agent = subprocess.Popen(
-                cfg["argv"], cwd=cfg["cwd"], env=cfg["env"], stdin=inp, stdout=out, stderr=err,
-                start_new_session=True,
-            )
-        write(folder, "pid", "%d\n" % agent.pid)
-        report = {"guard": os.getpid(), "pid": agent.pid}
-    except Exception as exc:
-        agent, report = None, {"error": "%s: %s" % (type(exc).__name__, exc)}
-    os.write(1, json.dumps(report).encode() + b"\n")
-    os.dup2(null, 1)  # EOF for the actor, which reads our report until then
-    if agent is not None:
-        try:
-            broken = watch(agent, lifeline)
-            grace = float(cfg["grace"])
-            clear(agent, cfg, 0.0 if broken else 2.0, grace if broken else min(grace, 2.0))
-        except BaseException:
-            traceback.print_exc()
-            signal_all(agent, cfg, signal.SIGKILL)
-            agent.wait()
-        if agent.returncode is not None:
-            write(folder, "exit", "%d\n" % agent.returncode)
-    try:  # the folder stays while the actor does (it serves HEAD until cleanup)
-        while os.read(lifeline, 4096):
-            pass
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-main()
-'''
+GUARD_SOURCE = (Path(__file__).parent / "ray_guard.py").read_text(encoding="utf-8")
+"""The guard's program (``ray_guard.py``), read here and shipped with this module: the node runs it with
+``python -I -c``, so it needs nothing installed there."""
 
 
 class AttemptActor:
@@ -191,6 +75,7 @@ class AttemptActor:
         self._lines: deque[tuple[str, str]] = deque(maxlen=MAX_LINES)
         self._total = 0
         self._head = self._base
+        self._stamp: tuple[Any, ...] | None = None
         self._exit_code: int | None = None
         self._done = False
         self._error: str | None = None
@@ -355,7 +240,7 @@ class AttemptActor:
                         self._signal(signal.SIGKILL)
                 ended = code is not None or self._error is not None
                 new = [(stream, line) for stream, tail in tails.items() for line in tail.read(final=ended)]
-                head = self._rev_parse() if ended or n % HEAD_EVERY == 0 else None
+                head = self._rev_parse(force=ended or n % 100 == 0) if ended or n % HEAD_EVERY == 0 else None
                 with self._cond:
                     changed = bool(new) or ended or (head is not None and head != self._head)
                     self._lines.extend(new)
@@ -378,11 +263,18 @@ class AttemptActor:
         except (OSError, ValueError):
             return None
 
-    def _rev_parse(self) -> str | None:
+    def _rev_parse(self, force: bool = False) -> str | None:
+        """HEAD's commit. git is asked only when HEAD, its branch's ref or packed-refs changed on disk (or every
+        2 s, in case a file system's clock is coarse): a ``git`` process ten times a second per attempt would
+        cost a node a good part of a core when many attempts run on it."""
+        stamp = _ref_stamp(self._work / ".git")
+        if not force and stamp is not None and stamp == self._stamp:
+            return self._head
         try:
             result = _run(self._work, "rev-parse", "HEAD")
         except OSError:  # the folder is gone
             return None
+        self._stamp = stamp
         return (result.stdout.strip() or None) if result.returncode == 0 else None
 
     def _bundle(self, head: str) -> tuple[bytes | None, str]:
@@ -460,6 +352,25 @@ def _git(cwd: Path, *args: str) -> None:
     result = _run(cwd, *args)
     if result.returncode != 0:
         raise RuntimeError(f"git {' '.join(args[:2])} failed: {result.stderr.strip() or result.returncode}")
+
+
+def _ref_stamp(git: Path) -> tuple[Any, ...] | None:
+    """When HEAD, the ref it names and packed-refs last changed (None: cannot tell, ask git)."""
+    try:
+        head = (git / "HEAD").read_text(encoding="utf-8").strip()
+        stamp: list[Any] = [head]
+        names = [git / "HEAD", git / "packed-refs"]
+        if head.startswith("ref: "):
+            names.append(git / head[5:])
+        for path in names:
+            try:
+                stat = path.stat()
+                stamp.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+            except FileNotFoundError:
+                stamp.append(None)
+    except OSError:
+        return None
+    return tuple(stamp)
 
 
 def _node_id() -> str:
