@@ -4,6 +4,7 @@ small scripts, and resuming a node the map already calls implemented."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,7 @@ def test_a_command_agent_gets_the_documented_environment_placeholders_and_stdin(
     assert env["FOREMAN_ATTEMPT"] == "1" and env["FOREMAN_MAP"] == map_path
     assert env["FOREMAN_WORKDIR"] == tree == worker["cwd"]
     assert "FOREMAN_MESSAGE_FILE" not in env and env["PYTHONUNBUFFERED"] == "1"
+    assert env["FOREMAN_EXECUTOR"] == "local" and env["FOREMAN_HOST"] == socket.gethostname()  # where it runs
     assert worker["argv"] == ["add_numbers", "1", tree, env["FOREMAN_PROMPT_FILE"], map_path]
     assert worker["stdin_tty"] is False and worker["stdin"] == ""
     prompt = Path(env["FOREMAN_PROMPT_FILE"]).read_text()

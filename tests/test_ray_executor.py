@@ -146,7 +146,9 @@ def test_the_demo_runs_on_worker_nodes_exactly_as_it_does_locally(tmp_path: Path
     assert {w[0] for w in where} == {"worker", "reviewer"}
     assert {node for _, node, *_ in where} == set(DEMO_PROCESS)
     assert all(executor == "ray" and host in cluster.worker_ids for *_, executor, host in where), where
-    assert {executor for *_, executor, _ in _where(local)} == {"local"}
+    assert _where(local) == []  # the local agents were told they run here (not shown in their output)
+    assert {e["detail"]["executor"] for e in kinds(events(local), "WorkerStarted")} == {"local"}
+    assert {e["detail"]["executor"] for e in kinds(events(on_ray), "WorkerStarted")} == {"ray"}
     assert all(map_state(on_ray)[n]["status"] == "verified" for n in DEMO_PROCESS)
     assert (on_ray.parent / "kmeans" / "update.py").read_text().endswith("# means computed, not stored\n")
     assert _foreman_actors(cluster) == []  # every attempt's actor went when its attempt ended

@@ -133,9 +133,10 @@ def work(script: dict[str, Any], base: Path, node_id: str, attempt: int, workdir
 
 
 def _where() -> str:
-    """Where this agent runs, as foreman told it (``FOREMAN_EXECUTOR``, ``FOREMAN_HOST``)."""
+    """Where this agent runs when it is not this machine, as foreman told it (``FOREMAN_EXECUTOR``,
+    ``FOREMAN_HOST``); nothing for a local one (its output stays the same on every machine)."""
     executor, host = os.environ.get("FOREMAN_EXECUTOR"), os.environ.get("FOREMAN_HOST")
-    return f" (executor {executor}, host {host})" if executor else ""
+    return f" (executor {executor}, host {host})" if executor and executor != "local" else ""
 
 
 def review(script: dict[str, Any], node_id: str, round_: int) -> int:
