@@ -93,8 +93,12 @@ def _repo(folder: Path, nodes: int, parallel: int) -> Path:
 
 
 def run_foreman(folder: Path, nodes: int, parallel: int, seconds: float) -> tuple[float, list[dict[str, Any]]]:
-    repo = _repo(folder, nodes, parallel)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")} | {"AGENT_SECONDS": str(seconds)}
+    return time_run(_repo(folder, nodes, parallel), {"AGENT_SECONDS": str(seconds)})
+
+
+def time_run(repo: Path, extra_env: dict[str, str]) -> tuple[float, list[dict[str, Any]]]:
+    """`foreman run --headless --json` on the repository's map: its wall time and its events."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")} | extra_env
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "foreman_tui", "run", str(repo / "algorithm-map.json"), "--headless", "--json"],

@@ -20,12 +20,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import ROOT, Project, _repo, approve_project, where_time_went
+from overhead import Project, _repo, approve_project, time_run, where_time_went
 
 
 def run(folder: Path, nodes: int, parallel: int, seconds: float, ray_address: str | None) -> dict[str, Any]:
@@ -35,22 +34,10 @@ def run(folder: Path, nodes: int, parallel: int, seconds: float, ray_address: st
             toml.write('\n[executor]\nkind = "ray"\nnum_cpus = 0\nresources = { agent = 1 }\n')
         subprocess.run(["git", "commit", "-qam", "on Ray"], cwd=repo, check=True)
         approve_project(Project.load(repo / "algorithm-map.json"), who="bench")  # foreman.toml changed
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREMAN_")} | {"AGENT_SECONDS": str(seconds)}
+    env = {"AGENT_SECONDS": str(seconds)}
     if ray_address is not None:
         env |= {"RAY_ADDRESS": ray_address, "RAY_AUTH_MODE": "disabled"}
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "foreman_tui", "run", str(repo / "algorithm-map.json"), "--headless", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"foreman failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    events = [json.loads(line) for line in done.stdout.splitlines()]
+    wall, events = time_run(repo, env)
     breakdown = where_time_went(events)
     workers = [e for e in events if e["kind"] == "WorkerExited" and e["detail"]["role"] == "worker"]
     attempt = [e["detail"]["duration"] for e in workers]

@@ -95,6 +95,10 @@ class Executor(Protocol):
         """What a worker is told about where it runs (``FOREMAN_EXECUTOR``, ``FOREMAN_HOST``)."""
         ...
 
+    def can_adopt(self, record: dict[str, Any]) -> bool:
+        """Whether the attempt behind a pid record of a run before this one still runs and can be followed."""
+        ...
+
     def adopt(self, record: dict[str, Any], on_lines: LinesHandler | None) -> Attempt | None:
         """The attempt behind a pid record that a run before this one left, if it still runs and this executor
         can follow it (None: it cannot; the node is dispatched again)."""
@@ -130,8 +134,11 @@ class LocalExecutor:
     def env(self) -> dict[str, str]:
         return {EXECUTOR_VAR: self.kind, HOST_VAR: self.host}
 
+    def can_adopt(self, record: dict[str, Any]) -> bool:
+        return False  # a local worker left running is followed through its log (handover.py)
+
     def adopt(self, record: dict[str, Any], on_lines: LinesHandler | None) -> Attempt | None:
-        return None  # a local worker left running is followed through its log (handover.py)
+        return None
 
     def discard(self, record: dict[str, Any]) -> bool:
         return False

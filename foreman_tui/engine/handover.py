@@ -57,7 +57,7 @@ class Handover(RunContext):
             node, role = stem.split(".", 1)
             nr = self.state.nodes.get(node)
             name = str(record[REMOTE].get("name", ""))
-            if role == "worker" and nr is not None and nr.phase == "running" and name in self._adoptable():
+            if role == "worker" and nr is not None and nr.phase == "running" and self.executor.can_adopt(record):
                 self._taken_over[node] = record
                 continue
             if self.executor.discard(record):
@@ -76,10 +76,6 @@ class Handover(RunContext):
         for name in self.executor.strays(known):
             reason = f"Ray actor {name}, started by a run that died before it recorded it; stopped"
             self.emit(OrphanStopped(node=name.split(".")[0], pid=0, reason=reason))
-
-    def _adoptable(self) -> set[str]:
-        live = getattr(self.executor, "live", None)
-        return set(live) if isinstance(live, set) else set()
 
     def _report_taken_over(self) -> None:
         for node, record in self._taken_over.items():
@@ -134,10 +130,7 @@ class Handover(RunContext):
                 duration=time.time() - started,
             )
         )
-        try:
-            return log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
-        except OSError:
-            return []
+        return _last_lines(log)
 
     async def _await_remote(self, node: str, record: dict[str, Any]) -> list[str]:
         """Follow an attempt a last run left on another executor (a Ray actor) to its end: its output and
@@ -179,10 +172,7 @@ class Handover(RunContext):
                 timed_out=result.timed_out,
             )
         )
-        try:
-            return log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
-        except OSError:
-            return []
+        return _last_lines(log)
 
     def _follow_log(self, node: str, log: Path, offset: int, pending: bytes) -> tuple[int, bytes]:
         """Hand the log's new complete lines to ``on_output``."""
@@ -199,3 +189,11 @@ class Handover(RunContext):
         if end >= 0 and self.on_output is not None:
             self.on_output(node, "stdout", unread[:end].decode("utf-8", errors="replace").split("\n"))
         return offset + len(data), unread[end + 1 :]
+
+
+def _last_lines(log: Path) -> list[str]:
+    """The last lines of a worker's log (to find a hard-pause block in them)."""
+    try:
+        return log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+    except OSError:
+        return []

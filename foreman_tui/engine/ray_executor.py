@@ -122,6 +122,10 @@ class RayExecutor:
     def attempt(self, spec: AttemptSpec) -> RayAttempt:
         return RayAttempt(self, spec)
 
+    def can_adopt(self, record: dict[str, Any]) -> bool:
+        remote = record.get(REMOTE) or {}
+        return remote.get("executor") == self.kind and str(remote.get("name", "")) in self.live
+
     def adopt(self, record: dict[str, Any], on_lines: LinesHandler | None) -> RayAttempt | None:
         """The attempt behind a pid record, if its actor is still alive (a run left it; this run follows it)."""
         remote = record.get(REMOTE) or {}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .executor import AttemptSpec, ExecutorError
 from .process import LINE_LIMIT, ProcessResult
+from .reaper import MARK_VAR
 from .runstate import REMOTE
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ class RayAttempt:
         self._head = ""
         self._exit: int | None = None
         self._lost = ""
-        self._started_wall = time.time()
         self._started = 0.0
         self._ended = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
@@ -87,7 +87,7 @@ class RayAttempt:
         self._actor = actor
         wait = self.executor.settings.start_timeout
         try:  # constructed means cloned, the agent started under its guard
-            info = await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(actor.info.remote())), wait)
+            info = await asyncio.wait_for(actor.info.remote(), wait)
         except TimeoutError:
             self.executor.kill(self.name)
             asked = self.executor.options(self.name)
@@ -273,7 +273,7 @@ class RayAttempt:
             "env": env,
             "files": files,
             "stdin": stdin,
-            "mark_var": "FOREMAN_PROCESS_MARK",
+            "mark_var": MARK_VAR,
             "mark": s.mark or "",
             "grace": self.executor.stop_grace,
         }
