@@ -12,6 +12,7 @@ running, and what the exit of ``local_cluster`` waits for (and at last kills, by
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -111,6 +112,8 @@ def local_cluster(workers: int = 2) -> Iterator[LocalCluster]:
     """A head and ``workers`` worker nodes; on exit everything is stopped and the cluster's temp folder removed."""
     os.environ["RAY_AUTH_MODE"] = "disabled"  # design note §6.3: a stray ~/.ray/auth_token must not turn auth on
     temp_dir = tempfile.mkdtemp(prefix="frt-", dir="/tmp")
+    # Ray's own exit hooks (registered later, so run earlier) write an empty session folder here again.
+    atexit.register(shutil.rmtree, temp_dir, True)
     cluster: LocalCluster | None = None
     try:
         cluster = LocalCluster(temp_dir)
