@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from foreman_tui.config import AgentSettings, CheckSettings, NodeOverride, Settings, load_settings
+from foreman_tui.config import AgentSettings, CheckSettings, ExecutorSettings, NodeOverride, Settings, load_settings
 from foreman_tui.map.errors import ConfigError
 
 from .conftest import DEMO_MAP, run_cli
@@ -86,8 +86,17 @@ def test_environment_sits_between_file_and_flags(tmp_path: Path, monkeypatch: py
     assert load_settings(tmp_path).max_parallel == 2
 
 
+def test_a_workers_foreman_executor_is_not_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A foreman started by a worker has FOREMAN_EXECUTOR=ray (where that worker runs) in its environment: it
+    must neither break the settings (pydantic-settings would parse it as the [executor] table) nor set them."""
+    (tmp_path / "foreman.toml").write_text('[executor]\nkind = "local"\n')
+    monkeypatch.setenv("FOREMAN_EXECUTOR", "ray")
+    assert load_settings(tmp_path).executor.kind == "local"
+    assert Settings().executor.kind == "local"
+
+
 def test_every_setting_is_documented() -> None:
-    for model in (Settings, AgentSettings, NodeOverride, CheckSettings):
+    for model in (Settings, AgentSettings, NodeOverride, CheckSettings, ExecutorSettings):
         undocumented = [name for name, field in model.model_fields.items() if not field.description]
         assert undocumented == [], f"{model.__name__}: {undocumented}"
 

@@ -240,7 +240,8 @@ class Calls(RunContext):
         except (OSError, ExecutorError) as exc:
             return FailedStart(str(exc)), parser.report
         self.children[key] = child
-        self.pids.record(node, role, pid, argv, mark, child.record())
+        where = child.record()
+        self.pids.record(node, role, pid, argv, mark, where)
         self.emit(
             WorkerStarted(
                 node=node,
@@ -252,7 +253,7 @@ class Calls(RunContext):
                 log=str(log),
                 resume=invocation.resumed,
                 executor=self.executor.kind,
-                host=str(child.record().get("host", "")),
+                host=str(where.get("host", "")),
             )
         )
         s = self.settings
