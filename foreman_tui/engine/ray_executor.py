@@ -168,6 +168,10 @@ class RayExecutor:
         self.live.discard(name)
         return True
 
+    def create(self, name: str, payload: dict[str, Any]) -> Any:
+        """A new attempt actor named ``name`` (detached, in the namespace, with the attempt's resources)."""
+        return self._actor_class.options(**self.options(name)).remote(payload)
+
     def options(self, name: str) -> dict[str, Any]:
         s = self.settings
         options: dict[str, Any] = {

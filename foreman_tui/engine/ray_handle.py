@@ -83,7 +83,7 @@ class RayAttempt:
         s.log.parent.mkdir(parents=True, exist_ok=True)
         self.name = f"{s.node}.{s.role}#{s.attempt}.{uuid.uuid4().hex[:6]}"
         payload = await asyncio.to_thread(self._payload)
-        actor = self.executor._actor_class.options(**self.executor.options(self.name)).remote(payload)
+        actor = self.executor.create(self.name, payload)
         self._actor = actor
         wait = self.executor.settings.start_timeout
         try:  # constructed means cloned, the agent started under its guard
